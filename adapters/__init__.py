@@ -1,0 +1,1 @@
+"""Channel adapters: provider payloads in, normalized contacts out. No Redis access."""

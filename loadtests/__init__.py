@@ -1,0 +1,1 @@
+"""Load tests, replays, simulation and benchmarks."""

@@ -1,0 +1,140 @@
+"""Typed configuration objects. `loader.py` builds them from TOML and validates them.
+
+Everything here is immutable after load; the engine derives its Redis-side routing
+config (queue hashes, agent eligibility) from these objects at start-up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+DEFAULT_CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "sms")
+
+
+class PoolKind(StrEnum):
+    INHOUSE = "inhouse"
+    OUTSOURCED = "outsourced"
+
+
+class Location(StrEnum):
+    ONSHORE = "onshore"
+    NEARSHORE = "nearshore"
+    OFFSHORE = "offshore"
+
+
+class Strategy(StrEnum):
+    LONGEST_IDLE = "longest_idle"
+    LEAST_OCCUPIED = "least_occupied"
+    HIGHEST_PROFICIENCY = "highest_proficiency"
+
+
+class FullAction(StrEnum):
+    REJECT = "reject"
+    OVERFLOW = "overflow"
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    id: str
+    kind: PoolKind = PoolKind.INHOUSE
+    name: str = ""
+    vendor: str | None = None  # required when kind is outsourced
+    location: Location | None = None  # required when kind is outsourced
+    open: bool = True  # initial gate state
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """One overflow stage. Stage 0 opens at once; later ones after `after_s` of waiting.
+
+    Stages only widen: `pools` are added to the previous stages' pools and
+    `min_proficiency`, when set, caps every skill requirement of the queue.
+    """
+
+    after_s: float
+    pools: tuple[str, ...] = ()
+    min_proficiency: int | None = None
+
+
+@dataclass(frozen=True)
+class SlaTarget:
+    threshold_s: float = 20.0
+    target: float = 0.8  # share in 0..1
+
+
+@dataclass(frozen=True)
+class QueueConfig:
+    id: str
+    channels: tuple[str, ...]
+    skills: dict[str, int] = field(default_factory=dict)  # skill -> minimum level 1..5
+    stages: tuple[StageConfig, ...] = ()  # stage 0 first (after_s == 0)
+    strategy: Strategy = Strategy.LONGEST_IDLE
+    aging_s: float = 60.0  # one priority level is worth this many seconds of waiting
+    offer_timeout_s: float = 20.0
+    wrap_up_s: float | None = None  # None: use the tenant's per-channel default
+    max_size: int | None = None
+    when_full: FullAction = FullAction.REJECT
+    overflow_queue: str | None = None  # required when when_full is overflow
+    sla: SlaTarget = field(default_factory=SlaTarget)
+    name: str = ""
+
+    def pools_at(self, stage: int) -> tuple[str, ...]:
+        """Pools eligible at `stage`: the union of stages 0..stage, in order of opening."""
+        seen: list[str] = []
+        for s in self.stages[: stage + 1]:
+            for p in s.pools:
+                if p not in seen:
+                    seen.append(p)
+        return tuple(seen)
+
+    def requirement_at(self, stage: int) -> dict[str, int]:
+        """Skill levels required at `stage`, after every relaxation up to it."""
+        cap: int | None = None
+        for s in self.stages[: stage + 1]:
+            if s.min_proficiency is not None:
+                cap = s.min_proficiency if cap is None else min(cap, s.min_proficiency)
+        if cap is None:
+            return dict(self.skills)
+        return {k: min(v, cap) for k, v in self.skills.items()}
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    max_missed_offers: int = 3  # consecutive misses before the agent is set away; 0 = never
+    presence_timeout_s: float = 120.0  # no heartbeat for this long: offline; 0 = disabled
+    exclusive_channels: tuple[str, ...] = ("voice",)  # handled alone (cross-channel rule)
+    wrap_up_s: dict[str, float] = field(default_factory=dict)  # per channel default
+    prefer_last_agent: bool = False
+    preferred_agent_s: float = 20.0  # how long a contact waits for its preferred agent
+    transfer_wait_s: float = 30.0  # how long a transfer waits for a named agent
+
+
+@dataclass(frozen=True)
+class RetentionConfig:
+    finished_contact_s: float = 86_400.0
+    idempotency_s: float = 86_400.0
+    stream_max_len: int = 1_000_000  # hard cap when no consumer group holds entries back
+
+
+@dataclass(frozen=True)
+class TenantConfig:
+    id: str
+    name: str = ""
+    channels: tuple[str, ...] = DEFAULT_CHANNELS
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
+    retention: RetentionConfig = field(default_factory=RetentionConfig)
+    pools: dict[str, PoolConfig] = field(default_factory=dict)
+    queues: dict[str, QueueConfig] = field(default_factory=dict)
+
+    def wrap_up_ms(self, queue: QueueConfig, channel: str) -> int:
+        seconds = queue.wrap_up_s
+        if seconds is None:
+            seconds = self.routing.wrap_up_s.get(channel, 0.0)
+        return round(seconds * 1000)
+
+
+@dataclass(frozen=True)
+class Config:
+    tenants: dict[str, TenantConfig]
+    source: str = "<memory>"

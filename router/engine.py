@@ -1,0 +1,292 @@
+"""The engine's Python API for one tenant: every call is one atomic Lua transition.
+
+An `Engine` holds no routing state of its own; any number of engines (in any
+number of processes) may serve the same tenant against one Redis.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio import Redis
+
+from . import codec
+from .clock import Clock
+from .config.model import TenantConfig
+from .eligibility import agent_lanes, all_lanes, pool_lanes
+from .errors import AgentNotFound, ContactNotFound, PoolNotFound, QueueNotFound, ValidationError
+from .ids import new_contact_id, validate_id
+from .keys import TenantKeys
+from .model import (
+    PREVIEW_MAX,
+    SUBJECT_MAX,
+    Agent,
+    AgentSpec,
+    AgentStatus,
+    Contact,
+    ContactState,
+    NewContact,
+    RouteResult,
+)
+from .store.routing_config import queue_fields, tenant_fields
+from .store.scripts import Scripts
+
+DISPATCH_BATCH = 500
+
+
+def _digest(value: str) -> str:
+    return hashlib.sha256(value.encode()).hexdigest()[:32]
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+class Engine:
+    """Routing engine of one tenant."""
+
+    def __init__(
+        self, redis: Redis, tenant: TenantConfig, clock: Clock, scripts: Scripts | None = None
+    ) -> None:
+        self.redis = redis
+        self.tenant = tenant
+        self.clock = clock
+        self.keys = TenantKeys(tenant.id)
+        self.scripts = scripts or Scripts(redis)
+        self._anchor = [self.keys.anchor]
+
+    async def _run(self, name: str, *args: Any) -> Any:
+        return await self.scripts.run(name, self._anchor, [self.clock.now_ms(), *args])
+
+    # -- configuration -----------------------------------------------------
+
+    async def apply_config(self) -> None:
+        """Write the routing config to Redis, re-lane every agent, and dispatch."""
+        t = self.tenant
+        k = self.keys
+        known_pools = {_s(p) for p in await self.redis.smembers(k.prefix + "pools")}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(k.anchor, mapping=tenant_fields(t))
+        for q in t.queues.values():
+            pipe.delete(k.queue(q.id))
+            pipe.hset(k.queue(q.id), mapping=queue_fields(t, q))
+        for p in t.pools.values():
+            pipe.sadd(k.prefix + "pools", p.id)
+            if p.id not in known_pools and not p.open:
+                pipe.sadd(k.pools_closed, p.id)
+        await pipe.execute()
+        for agent_id in sorted(_s(a) for a in await self.redis.smembers(k.agents)):
+            agent = await self.get_agent(agent_id)
+            if agent.pool in t.pools:
+                await self.upsert_agent(
+                    AgentSpec(agent.id, agent.pool, agent.name, agent.skills, agent.capacity)
+                )
+        await self.dispatch(all_lanes(t))
+
+    async def dispatch(self, lanes: Iterable[str]) -> int:
+        lanes_arg = ",".join(lanes)
+        total = 0
+        while True:
+            (made,) = await self._run("dispatch", lanes_arg, DISPATCH_BATCH)
+            total += int(made)
+            if int(made) < DISPATCH_BATCH:
+                return total
+
+    # -- contacts ----------------------------------------------------------
+
+    async def create_contact(self, new: NewContact) -> RouteResult:
+        queue = self.tenant.queues.get(new.queue)
+        if queue is None:
+            raise QueueNotFound(f"queue {new.queue!r} does not exist", queue=new.queue)
+        if new.channel not in queue.channels:
+            raise ValidationError(
+                f"channel: queue {queue.id!r} takes {', '.join(queue.channels)}, "
+                f"not {new.channel!r}",
+                field="channel",
+            )
+        if not isinstance(new.priority, int) or not -1000 <= new.priority <= 1000:
+            raise ValidationError("priority: must be an integer in -1000..1000", field="priority")
+        for skill, level in new.skills.items():
+            validate_id(skill, "skills")
+            if not isinstance(level, int) or not 1 <= level <= 5:
+                raise ValidationError(f"skills.{skill}: must be an integer 1..5", field="skills")
+        now = self.clock.now_ms()
+        contact_id = validate_id(new.id, "id") if new.id else new_contact_id(now)
+        preferred = (
+            validate_id(new.preferred_agent, "preferred_agent") if new.preferred_agent else ""
+        )
+        bounded = NewContact(
+            **{
+                **new.__dict__,
+                "subject": new.subject[:SUBJECT_MAX],
+                "preview": new.preview[:PREVIEW_MAX],
+            }
+        )
+        idem = _digest(new.idempotency_key) if new.idempotency_key else ""
+        cust = _digest(new.customer.id) if new.customer.id else ""
+        r = self.tenant.routing
+        cid, state, agent, qid, dup = await self._run(
+            "create_contact",
+            contact_id,
+            queue.id,
+            new.channel,
+            new.priority,
+            codec.contact_blob(bounded),
+            idem,
+            round(self.tenant.retention.idempotency_s * 1000),
+            preferred,
+            round(r.preferred_agent_s * 1000),
+            cust,
+        )
+        st = _s(state)
+        return RouteResult(
+            contact_id=_s(cid),
+            state=ContactState(st) if st != "expired" else ContactState.COMPLETED,
+            agent=_s(agent) or None,
+            queue=_s(qid),
+            duplicate=bool(int(dup)),
+        )
+
+    async def accept(self, contact_id: str, agent_id: str) -> None:
+        await self._run("accept", contact_id, agent_id)
+
+    async def reject(self, contact_id: str, agent_id: str, reason: str = "") -> str | None:
+        _, other = await self._run("reject", contact_id, agent_id, reason)
+        return _s(other) or None
+
+    async def complete(
+        self,
+        contact_id: str,
+        agent_id: str | None = None,
+        disposition: str = "",
+        *,
+        skip_wrap_up: bool = False,
+    ) -> ContactState:
+        """End the conversation: to wrap-up (if the queue has one), or completed."""
+        (state,) = await self._run(
+            "complete", contact_id, agent_id or "", disposition, 1 if skip_wrap_up else 0
+        )
+        return ContactState(_s(state))
+
+    async def finish_wrap_up(
+        self, contact_id: str, agent_id: str | None = None, disposition: str = ""
+    ) -> ContactState:
+        """The agent says wrap-up is done (the timer does the same when it runs out)."""
+        return await self.complete(contact_id, agent_id, disposition)
+
+    async def abandon(self, contact_id: str, reason: str = "") -> None:
+        await self._run("abandon", contact_id, reason)
+
+    async def transfer(
+        self,
+        contact_id: str,
+        *,
+        queue: str | None = None,
+        agent: str | None = None,
+        by_agent: str | None = None,
+    ) -> RouteResult:
+        state, offered, qid = await self._run(
+            "transfer", contact_id, queue or "", agent or "", by_agent or ""
+        )
+        return RouteResult(contact_id, ContactState(_s(state)), _s(offered) or None, _s(qid))
+
+    async def offer(self, contact_id: str, agent_id: str) -> int:
+        _, deadline = await self._run("offer", contact_id, agent_id)
+        return int(deadline)
+
+    async def get_contact(self, contact_id: str) -> Contact:
+        validate_id(contact_id, "contact")
+        h: dict[bytes, bytes] = await self.redis.hgetall(self.keys.contact(contact_id))  # type: ignore[assignment]
+        if not h:
+            raise ContactNotFound(f"contact {contact_id!r} does not exist")
+        return codec.decode_contact(self.tenant.id, contact_id, h)
+
+    # -- agents ------------------------------------------------------------
+
+    async def upsert_agent(
+        self, spec: AgentSpec, status: AgentStatus = AgentStatus.OFFLINE
+    ) -> AgentStatus:
+        validate_id(spec.id, "agent id")
+        if spec.pool not in self.tenant.pools:
+            raise PoolNotFound(f"pool {spec.pool!r} does not exist", pool=spec.pool)
+        for skill, level in spec.skills.items():
+            validate_id(skill, "skills")
+            if not isinstance(level, int) or not 1 <= level <= 5:
+                raise ValidationError(f"skills.{skill}: must be an integer 1..5", field="skills")
+        for ch, n in spec.capacity.items():
+            if ch not in self.tenant.channels:
+                raise ValidationError(f"capacity.{ch}: unknown channel", field="capacity")
+            if not isinstance(n, int) or not 0 <= n <= 100:
+                raise ValidationError(f"capacity.{ch}: must be an integer 0..100", field="capacity")
+        lanes = agent_lanes(self.tenant, spec.pool, spec.skills, spec.capacity)
+        _, st = await self._run(
+            "agent_upsert",
+            spec.id,
+            spec.pool,
+            ",".join(f"{ch}={n}" for ch, n in spec.capacity.items()),
+            ",".join(f"{lane}={v}" for lane, v in lanes.items()),
+            codec.agent_blob(spec),
+            AgentStatus(status).value,
+        )
+        return AgentStatus(_s(st))
+
+    async def set_agent_status(
+        self, agent_id: str, status: AgentStatus | str, reason: str = ""
+    ) -> bool:
+        _, changed = await self._run("agent_status", agent_id, AgentStatus(status).value, reason)
+        return bool(int(changed))
+
+    async def heartbeat(self, agent_id: str) -> AgentStatus:
+        (st,) = await self._run("heartbeat", agent_id)
+        return AgentStatus(_s(st))
+
+    async def get_agent(self, agent_id: str) -> Agent:
+        validate_id(agent_id, "agent")
+        pipe = self.redis.pipeline(transaction=False)
+        pipe.hgetall(self.keys.agent(agent_id))
+        pipe.smembers(self.keys.agent_contacts(agent_id))
+        h, contacts = await pipe.execute()
+        if not h:
+            raise AgentNotFound(f"agent {agent_id!r} does not exist")
+        return codec.decode_agent(agent_id, h, list(contacts))
+
+    async def agent_ids(self) -> list[str]:
+        return sorted(_s(a) for a in await self.redis.smembers(self.keys.agents))
+
+    # -- pools -------------------------------------------------------------
+
+    async def set_pool_open(self, pool: str, is_open: bool, reason: str = "") -> int:
+        """Open or close a pool's gate. Returns the offers made on opening."""
+        if pool not in self.tenant.pools:
+            raise PoolNotFound(f"pool {pool!r} does not exist", pool=pool)
+        lanes = ",".join(pool_lanes(self.tenant, pool))
+        total = 0
+        while True:
+            _, _, made = await self._run(
+                "pool_gate", pool, 1 if is_open else 0, reason, lanes, DISPATCH_BATCH
+            )
+            total += int(made)
+            if int(made) < DISPATCH_BATCH:
+                return total
+
+    async def pool_is_open(self, pool: str) -> bool:
+        return not await self.redis.sismember(self.keys.pools_closed, pool)
+
+    # -- timers ------------------------------------------------------------
+
+    async def run_timers(self, batch: int = 500) -> tuple[int, int | None]:
+        """Apply due timers once. Returns (applied, due ms of the next timer or None)."""
+        applied, nxt = await self._run("timers", batch)
+        nxt_s = _s(nxt)
+        return int(applied), (int(float(nxt_s)) if nxt_s else None)
+
+    async def run_due_timers(self, batch: int = 500) -> int:
+        """Apply timers until none is due at the clock's current time."""
+        total = 0
+        while True:
+            applied, _ = await self.run_timers(batch)
+            total += applied
+            if applied < batch:
+                return total

@@ -1,0 +1,96 @@
+"""Every Redis key Switchboard uses is built here, and only here.
+
+All keys of one tenant share the hash tag `{tenant}`, so every script touches a
+single cluster slot. Braces appear nowhere else in key names; ids are validated
+(see `ids.py`) so they cannot smuggle one in.
+
+Lua scripts receive `prefix()` as their KEYS[1]-derived base and build the same
+names; `docs/architecture.md` lists them all and the Lua helper `lib/keys.lua`
+mirrors the functions below. Keep the two in step.
+"""
+
+from __future__ import annotations
+
+from .ids import validate_id
+
+ROOT = "sb"
+
+
+class TenantKeys:
+    """Key names of one tenant."""
+
+    __slots__ = ("prefix", "tenant")
+
+    def __init__(self, tenant: str) -> None:
+        self.tenant = validate_id(tenant, "tenant")
+        self.prefix = f"{ROOT}:{{{tenant}}}:"
+
+    # -- tenant-wide -------------------------------------------------------
+    @property
+    def anchor(self) -> str:
+        """KEYS[1] of every script: the tenant's meta hash (routing settings)."""
+        return self.prefix + "meta"
+
+    @property
+    def events(self) -> str:
+        """The tenant's event stream."""
+        return self.prefix + "events"
+
+    @property
+    def timers(self) -> str:
+        """Sorted set of due timers: member `<kind>|<id>`, score = due ms."""
+        return self.prefix + "timers"
+
+    @property
+    def agents(self) -> str:
+        """Set of all agent ids."""
+        return self.prefix + "agents"
+
+    @property
+    def pools_closed(self) -> str:
+        """Set of pools whose gate is closed."""
+        return self.prefix + "pools:closed"
+
+    # -- contacts ----------------------------------------------------------
+    def contact(self, contact_id: str) -> str:
+        return self.prefix + "c:" + contact_id
+
+    def declined(self, contact_id: str) -> str:
+        """Set of agents that rejected or let expire an offer of this contact."""
+        return self.prefix + "dc:" + contact_id
+
+    def idempotency(self, key_digest: str) -> str:
+        return self.prefix + "idem:" + key_digest
+
+    # -- queues ------------------------------------------------------------
+    def queue(self, queue_id: str) -> str:
+        """Hash: the queue's routing config as the scripts need it."""
+        return self.prefix + "q:" + queue_id
+
+    def waiting(self, queue_id: str, channel: str, stage: int) -> str:
+        """Sorted set of waiting contacts at one stage; score = enqueued - priority*aging."""
+        return f"{self.prefix}w:{queue_id}:{channel}:{stage}"
+
+    def ready(self, queue_id: str, channel: str, entry_stage: int, pool: str) -> str:
+        """Sorted set of agents ready for this queue/channel, entering at a stage, per pool."""
+        return f"{self.prefix}r:{queue_id}:{channel}:{entry_stage}:{pool}"
+
+    # -- agents ------------------------------------------------------------
+    def agent(self, agent_id: str) -> str:
+        return self.prefix + "a:" + agent_id
+
+    def agent_lanes(self, agent_id: str) -> str:
+        """Hash `<queue>:<channel>` -> `<entry_stage>:<rank>`: where the agent is eligible."""
+        return self.prefix + "al:" + agent_id
+
+    def agent_contacts(self, agent_id: str) -> str:
+        """Set of contacts the agent holds (reserved, assigned or in wrap-up)."""
+        return self.prefix + "ac:" + agent_id
+
+    def agent_waiting(self, agent_id: str) -> str:
+        """Sorted set of contacts waiting for this agent only (preferred agent, transfer)."""
+        return self.prefix + "aw:" + agent_id
+
+    def pattern(self) -> str:
+        """SCAN pattern matching every key of the tenant (tests, tenant deletion)."""
+        return self.prefix + "*"

@@ -1,0 +1,53 @@
+"""The routing config as the Lua scripts read it: flat hash fields per tenant and queue.
+
+Written by the engine at start-up (and on config reload) from the typed config;
+scripts read one queue hash with one HMGET per decision.
+"""
+
+from __future__ import annotations
+
+from redis.typing import EncodableT, FieldT
+
+from ..config.model import FullAction, QueueConfig, Strategy, TenantConfig
+
+_STRATEGY = {
+    Strategy.LONGEST_IDLE: "li",
+    Strategy.LEAST_OCCUPIED: "lo",
+    Strategy.HIGHEST_PROFICIENCY: "hp",
+}
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def tenant_fields(tenant: TenantConfig) -> dict[FieldT, EncodableT]:
+    r = tenant.routing
+    return {
+        "excl": "," + ",".join(r.exclusive_channels) + ",",
+        "maxmiss": r.max_missed_offers,
+        "presence": _ms(r.presence_timeout_s),
+        "ret": _ms(tenant.retention.finished_contact_s),
+        "prefms": _ms(r.preferred_agent_s) if r.prefer_last_agent else 0,
+        "xferms": _ms(r.transfer_wait_s),
+    }
+
+
+def queue_fields(tenant: TenantConfig, queue: QueueConfig) -> dict[FieldT, EncodableT]:
+    first_stage: dict[str, int] = {}
+    for k, stage in enumerate(queue.stages):
+        for p in stage.pools:
+            first_stage.setdefault(p, k)
+    return {
+        "chans": "," + ",".join(queue.channels) + ",",
+        "nst": len(queue.stages),
+        "after": ",".join(str(_ms(s.after_s)) for s in queue.stages),
+        "pools": ",".join(f"{p}={k}" for p, k in first_stage.items()),
+        "aging": _ms(queue.aging_s),
+        "offer": _ms(queue.offer_timeout_s),
+        "strat": _STRATEGY[queue.strategy],
+        "max": queue.max_size or 0,
+        "full": "overflow" if queue.when_full is FullAction.OVERFLOW else "reject",
+        "ovq": queue.overflow_queue or "",
+        "wrap": ",".join(f"{ch}={tenant.wrap_up_ms(queue, ch)}" for ch in queue.channels),
+    }

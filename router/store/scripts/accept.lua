@@ -1,0 +1,34 @@
+--[[
+accept: the agent takes the offered contact: reserved -> assigned.
+
+KEYS[1]  sb:{tenant}:meta
+ARGV[1]  now (ms)
+ARGV[2]  contact id
+ARGV[3]  agent id
+
+Returns  { 'assigned', wait_ms }
+Errors   SBNOCONTACT, SBSTATE (not reserved), SBWRONGAGENT (offered to someone else),
+         SBEXPIRED (deadline passed; the timer will requeue it)
+Events   contact.assigned
+]]
+
+--!include lib/core.lua
+
+local c = must_contact(ARGV[2])
+local aid = ARGV[3]
+if c.state ~= 'reserved' then
+  raise('SBSTATE', 'contact ' .. c.id .. ' is ' .. c.state .. ', not reserved')
+end
+if c.agent ~= aid then
+  raise('SBWRONGAGENT', 'contact ' .. c.id .. ' is not offered to agent ' .. aid)
+end
+if tonumber(c.deadline) <= NOW then
+  raise('SBEXPIRED', 'the offer of contact ' .. c.id .. ' expired')
+end
+
+call('ZREM', K_TIMERS, 'o|' .. c.id)
+call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
+call('HSET', P .. 'a:' .. aid, 'misses', 0)
+emit('contact.assigned', cfields(c, { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,
+  'ring_ms', NOW - tonumber(c.offered) }))
+return { 'assigned', NOW - c.created }

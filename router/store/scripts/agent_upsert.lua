@@ -1,0 +1,62 @@
+--[[
+agent_upsert: register an agent, or change its pool, skills or capacity.
+Its lanes (queue:channel -> entry stage and proficiency rank) are computed by
+the engine from the config and the agent's skills, once per change.
+
+KEYS[1]  sb:{tenant}:meta
+ARGV[1]  now (ms)
+ARGV[2]  agent id
+ARGV[3]  pool id
+ARGV[4]  capacities: 'voice=1,chat=3'
+ARGV[5]  lanes: 'queue:channel=entry:rank,...'
+ARGV[6]  data: msgpack record (name, skills)
+ARGV[7]  status for a new agent: available|away|offline
+
+Returns  { 'created' | 'updated', status }
+Errors   SBNOPOOL (pool not in config)
+Events   agent.capacity_changed (on creation and whenever capacity, pool or lanes
+         change), agent.status_changed for a new agent; then contact.reserved
+         for work it is given.
+]]
+
+--!include lib/core.lua
+
+local aid, pool, caps, lanes, status = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
+if call('SISMEMBER', P .. 'pools', pool) == 0 then
+  raise('SBNOPOOL', 'pool ' .. pool .. ' does not exist')
+end
+local akey = P .. 'a:' .. aid
+local a = load_agent(aid)
+local created = a == nil
+
+-- writes
+if a then
+  unsync_agent(a) -- old lanes and old pool
+  local old = call('HGETALL', akey)
+  for i = 1, #old, 2 do
+    if string.sub(old[i], 1, 4) == 'cap:' then call('HSET', akey, old[i], 0) end
+  end
+else
+  call('HSET', akey, 'status', 'offline', 'reason', '', 'idle', NOW, 'tload', 0, 'xload', 0,
+    'misses', 0, 'seen', NOW)
+  call('SADD', P .. 'agents', aid)
+  a = load_agent(aid)
+end
+a.pool = pool
+call('HSET', akey, 'pool', pool, 'data', ARGV[6], 'caps', caps)
+for ch, n in string.gmatch(caps, '([^,=]+)=(%d+)') do
+  call('HSET', akey, 'cap:' .. ch, tonumber(n))
+end
+local lkey = P .. 'al:' .. aid
+call('DEL', lkey)
+for lane, v in string.gmatch(lanes, '([^,=]+)=([^,]+)') do
+  call('HSET', lkey, lane, v)
+end
+emit('agent.capacity_changed', { 'agent', aid, 'pool', pool, 'capacity', caps, 'lanes', lanes })
+if created and status ~= 'offline' then
+  set_status(a, status, '')
+else
+  sync_agent(a)
+end
+route_agent(a)
+return { created and 'created' or 'updated', a.status }

@@ -1,0 +1,74 @@
+--[[
+create_contact: a new contact arrives -> received -> queued -> (reserved).
+
+KEYS[1]  sb:{tenant}:meta
+ARGV[1]  now (ms)
+ARGV[2]  contact id (new)
+ARGV[3]  queue id
+ARGV[4]  channel
+ARGV[5]  priority (integer, higher is more urgent)
+ARGV[6]  data: msgpack record (customer, subject, preview, skills, attributes...)
+ARGV[7]  idempotency key digest, or ''
+ARGV[8]  idempotency TTL (ms)
+ARGV[9]  preferred agent id, or ''
+ARGV[10] how long to wait for the preferred agent (ms)
+ARGV[11] customer digest, or '' (remembers the customer's last agent)
+
+Returns  { contact id, state, agent id or '', queue id, duplicate 0|1 }
+         duplicate = 1: the idempotency key was seen; nothing changed and the
+         first contact's id is returned.
+Errors   SBNOQUEUE, SBINVALID (channel not served), SBQUEUEFULL, SBDUPLICATE (id taken)
+Events   contact.received, contact.queued, then contact.reserved if an agent is ready.
+]]
+
+--!include lib/core.lua
+
+local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
+local prio = tonumber(ARGV[5])
+local idem, idem_ttl = ARGV[7], tonumber(ARGV[8])
+local pref, pref_ms, cust = ARGV[9], tonumber(ARGV[10]), ARGV[11]
+
+-- validate everything before the first write
+if idem ~= '' then
+  local prev = call('GET', P .. 'idem:' .. idem)
+  if prev then
+    local c = load_contact(prev)
+    if c then return { prev, c.state, c.agent, c.queue, 1 } end
+    return { prev, 'expired', '', '', 1 }
+  end
+end
+if call('EXISTS', P .. 'c:' .. cid) == 1 then
+  raise('SBDUPLICATE', 'contact ' .. cid .. ' already exists')
+end
+local qc = admit_queue(q, ch)
+if pref == '' and cust ~= '' then
+  local last = call('GET', P .. 'cl:' .. cust)
+  if last and meta().prefms > 0 then
+    pref = last
+    pref_ms = meta().prefms
+  end
+end
+local pa = nil
+if pref ~= '' then
+  pa = load_agent(pref)
+  -- a preferred agent must exist and serve this queue and channel
+  if pa and not call('HGET', P .. 'al:' .. pref, qc.id .. ':' .. ch) then pa = nil end
+end
+
+-- writes
+if idem ~= '' then call('SET', P .. 'idem:' .. idem, cid, 'PX', idem_ttl) end
+local score = NOW - prio * qc.aging
+call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
+  'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
+  'origq', q)
+local c = load_contact(cid)
+emit('contact.received', cfields(c, { 'requested_queue', q }))
+if pa and pref_ms > 0 then
+  place_for_agent(c, pa.id, NOW + pref_ms)
+else
+  place_in_queue(c)
+end
+emit('contact.queued', cfields(c, { 'preferred_agent', c.pref }))
+schedule_stage(c)
+local aid = route_contact(c)
+return { cid, c.state, aid or '', c.queue, 0 }

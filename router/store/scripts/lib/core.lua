@@ -1,0 +1,559 @@
+--[[
+lib/core.lua: the routing core shared by every transition script.
+
+Included (textually, by router/store/scripts.py) at the top of each script that
+says `--!include lib/core.lua`. It defines no KEYS/ARGV of its own except:
+  KEYS[1]  sb:{tenant}:meta   the tenant anchor; every other key is built from its prefix
+  ARGV[1]  now, in ms, from the engine's Clock (scripts never call TIME)
+
+Rules every function here keeps:
+  * validation happens in the calling script before its first write; functions
+    below that write assume their preconditions hold;
+  * every state change of a contact or agent appends exactly one event (emit);
+  * a waiting contact is in exactly one sorted set (its `place`), a reserved,
+    assigned or wrapping contact is in exactly one agent's `ac:` set;
+  * cost per decision is O(log n) times stages x pools, or lanes of one agent.
+
+Key names mirror router/keys.py; see docs/architecture.md.
+]]
+
+local P = string.sub(KEYS[1], 1, -5) -- strip "meta": "sb:{tenant}:"
+local NOW = tonumber(ARGV[1])
+local call = redis.call
+local K_EVENTS = P .. 'events'
+local K_TIMERS = P .. 'timers'
+local K_CLOSED = P .. 'pools:closed'
+local DECLINE_SCAN = 32 -- how far past declined entries a head lookup may look
+
+local function raise(code, msg)
+  error({ err = code .. ' ' .. msg })
+end
+
+local function num(v, default)
+  if v == false or v == nil or v == '' then return default end
+  return tonumber(v)
+end
+
+local function str(v)
+  if v == false or v == nil then return '' end
+  return v
+end
+
+-- tenant settings ---------------------------------------------------------
+
+local META
+local function meta()
+  if not META then
+    local v = call('HMGET', P .. 'meta', 'excl', 'maxmiss', 'presence', 'ret', 'prefms', 'xferms')
+    META = {
+      excl = str(v[1]),
+      maxmiss = num(v[2], 3),
+      presence = num(v[3], 0),
+      ret = num(v[4], 86400000),
+      prefms = num(v[5], 0),
+      xferms = num(v[6], 0),
+    }
+  end
+  return META
+end
+
+local function is_excl(ch)
+  return string.find(meta().excl, ',' .. ch .. ',', 1, true) ~= nil
+end
+
+-- queue config (written by the engine from the typed config) ---------------
+
+local QC = {}
+local function qcfg(q)
+  local c = QC[q]
+  if c == nil then
+    local v = call('HMGET', P .. 'q:' .. q, 'chans', 'nst', 'after', 'pools', 'aging', 'offer',
+      'strat', 'max', 'full', 'ovq', 'wrap')
+    if not v[1] then
+      QC[q] = false
+      return false
+    end
+    c = {
+      id = q, chans = v[1], nst = tonumber(v[2]), aging = tonumber(v[5]), offer = tonumber(v[6]),
+      strat = v[7], max = num(v[8], 0), full = str(v[9]), ovq = str(v[10]),
+      after = {}, pools = {}, wrap = {},
+    }
+    local i = 0
+    for s in string.gmatch(v[3], '[^,]+') do
+      c.after[i] = tonumber(s)
+      i = i + 1
+    end
+    for p, s in string.gmatch(v[4], '([^,=]+)=(%d+)') do
+      c.pools[#c.pools + 1] = { p, tonumber(s) }
+    end
+    for ch, ms in string.gmatch(str(v[11]), '([^,=]+)=(%d+)') do
+      c.wrap[ch] = tonumber(ms)
+    end
+    QC[q] = c
+  end
+  return c
+end
+
+local function queue_has_channel(qc, ch)
+  return string.find(qc.chans, ',' .. ch .. ',', 1, true) ~= nil
+end
+
+local PO = {}
+local function pool_open(p)
+  local o = PO[p]
+  if o == nil then
+    o = call('SISMEMBER', K_CLOSED, p) == 0
+    PO[p] = o
+  end
+  return o
+end
+
+-- events ------------------------------------------------------------------
+
+local function emit(etype, fields)
+  local args = { K_EVENTS, '*', 'v', '1', 'type', etype, 'at', NOW }
+  for i = 1, #fields do args[#args + 1] = fields[i] end
+  return call('XADD', unpack(args))
+end
+
+-- contacts ----------------------------------------------------------------
+
+local CF = { 'state', 'queue', 'channel', 'stage', 'score', 'prio', 'created', 'qentered', 'agent',
+  'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered' }
+
+local function load_contact(cid)
+  local v = call('HMGET', P .. 'c:' .. cid, unpack(CF))
+  if not v[1] then return nil end
+  local c = { id = cid }
+  for i = 1, #CF do c[CF[i]] = str(v[i]) end
+  c.stage = num(c.stage, 0)
+  c.score = num(c.score, 0)
+  c.prio = num(c.prio, 0)
+  c.created = num(c.created, NOW)
+  c.qentered = num(c.qentered, NOW)
+  return c
+end
+
+local function must_contact(cid)
+  local c = load_contact(cid)
+  if not c then raise('SBNOCONTACT', 'contact ' .. cid .. ' does not exist') end
+  return c
+end
+
+local function cfields(c, extra)
+  local f = { 'contact', c.id, 'queue', c.queue, 'channel', c.channel, 'stage', c.stage,
+    'priority', c.prio, 'created', c.created }
+  if extra then
+    for i = 1, #extra do f[#f + 1] = extra[i] end
+  end
+  return f
+end
+
+-- agents ------------------------------------------------------------------
+
+local function load_agent(aid)
+  local v = call('HMGET', P .. 'a:' .. aid, 'status', 'pool', 'idle', 'tload', 'xload', 'misses',
+    'reason')
+  if not v[1] then return nil end
+  return { id = aid, status = v[1], pool = v[2], idle = num(v[3], 0), tload = num(v[4], 0),
+    xload = num(v[5], 0), misses = num(v[6], 0), reason = str(v[7]) }
+end
+
+local function must_agent(aid)
+  local a = load_agent(aid)
+  if not a then raise('SBNOAGENT', 'agent ' .. aid .. ' does not exist') end
+  return a
+end
+
+local function capload(a, ch)
+  local v = call('HMGET', P .. 'a:' .. a.id, 'cap:' .. ch, 'load:' .. ch)
+  return num(v[1], 0), num(v[2], 0)
+end
+
+-- Whether the agent may take one more contact on `ch` (status, capacity and
+-- the cross-channel rule: an exclusive channel is handled alone).
+local function ready_on(a, ch, cap, load)
+  if a.status ~= 'available' or load >= cap then return false end
+  if is_excl(ch) then return a.tload == load end
+  return a.xload == 0
+end
+
+local function agent_score(a, strat, rank, cap, load)
+  if strat == 'lo' then
+    return math.floor(100 * load / cap) * 1e13 + a.idle
+  elseif strat == 'hp' then
+    return (99 - rank) * 1e13 + a.idle
+  end
+  return a.idle
+end
+
+-- Put the agent in, or take it out of, the ready set of each of its lanes.
+local function sync_agent(a)
+  local lanes = call('HGETALL', P .. 'al:' .. a.id)
+  local cl = {}
+  for i = 1, #lanes, 2 do
+    local lane = lanes[i]
+    local q, ch = string.match(lane, '^(.+):([^:]+)$')
+    local e, rank = string.match(lanes[i + 1], '^(%d+):(%d+)$')
+    local key = P .. 'r:' .. lane .. ':' .. e .. ':' .. a.pool
+    local x = cl[ch]
+    if not x then
+      local cap, load = capload(a, ch)
+      x = { cap, load }
+      cl[ch] = x
+    end
+    if ready_on(a, ch, x[1], x[2]) then
+      local qc = qcfg(q)
+      call('ZADD', key, agent_score(a, qc and qc.strat or 'li', tonumber(rank), x[1], x[2]), a.id)
+    else
+      call('ZREM', key, a.id)
+    end
+  end
+end
+
+local function unsync_agent(a)
+  local lanes = call('HGETALL', P .. 'al:' .. a.id)
+  for i = 1, #lanes, 2 do
+    local e = string.match(lanes[i + 1], '^(%d+):')
+    call('ZREM', P .. 'r:' .. lanes[i] .. ':' .. e .. ':' .. a.pool, a.id)
+  end
+end
+
+local function charge(a, c)
+  local akey = P .. 'a:' .. a.id
+  call('HINCRBY', akey, 'load:' .. c.channel, 1)
+  a.tload = a.tload + 1
+  if is_excl(c.channel) then a.xload = a.xload + 1 end
+  a.idle = NOW
+  call('HSET', akey, 'tload', a.tload, 'xload', a.xload, 'idle', NOW)
+  call('SADD', P .. 'ac:' .. a.id, c.id)
+  sync_agent(a)
+end
+
+local function release(a, c)
+  local akey = P .. 'a:' .. a.id
+  if call('SREM', P .. 'ac:' .. a.id, c.id) == 0 then return end
+  call('HINCRBY', akey, 'load:' .. c.channel, -1)
+  a.tload = a.tload - 1
+  if is_excl(c.channel) then a.xload = a.xload - 1 end
+  if a.tload == 0 then a.idle = NOW end
+  call('HSET', akey, 'tload', a.tload, 'xload', a.xload, 'idle', a.idle)
+  sync_agent(a)
+end
+
+local function set_status(a, status, reason)
+  if a.status == status and a.reason == reason then return false end
+  local prev = a.status
+  a.status = status
+  a.reason = reason
+  local fields = { 'status', status, 'reason', reason }
+  if status == 'available' then
+    a.idle = NOW
+    a.misses = 0
+    fields[#fields + 1] = 'idle'
+    fields[#fields + 1] = NOW
+    fields[#fields + 1] = 'misses'
+    fields[#fields + 1] = 0
+  end
+  call('HSET', P .. 'a:' .. a.id, unpack(fields))
+  emit('agent.status_changed', { 'agent', a.id, 'pool', a.pool, 'status', status, 'from', prev,
+    'reason', reason })
+  sync_agent(a)
+  return true
+end
+
+-- waiting -----------------------------------------------------------------
+
+local function declined_by(cid, aid)
+  return call('SISMEMBER', P .. 'dc:' .. cid, aid) == 1
+end
+
+local function schedule_stage(c)
+  local qc = qcfg(c.queue)
+  local nxt = c.stage + 1
+  if nxt < qc.nst then
+    call('ZADD', K_TIMERS, c.qentered + qc.after[nxt], 's|' .. c.id)
+  end
+end
+
+-- Put a contact (state already set by the caller) into its queue's waiting set.
+local function place_in_queue(c)
+  c.place = 'w:' .. c.queue .. ':' .. c.channel .. ':' .. c.stage
+  call('ZADD', P .. c.place, c.score, c.id)
+  call('HSET', P .. 'c:' .. c.id, 'state', 'queued', 'place', c.place, 'agent', '', 'pool', '',
+    'deadline', '')
+  c.state = 'queued'
+end
+
+local function place_for_agent(c, aid, until_ms)
+  c.place = 'aw:' .. aid
+  call('ZADD', P .. c.place, c.score, c.id)
+  call('HSET', P .. 'c:' .. c.id, 'state', 'queued', 'place', c.place, 'pref', aid,
+    'agent', '', 'pool', '', 'deadline', '')
+  c.state = 'queued'
+  c.pref = aid
+  call('ZADD', K_TIMERS, until_ms, 'p|' .. c.id)
+end
+
+local function queue_size(qc)
+  local n = 0
+  for ch in string.gmatch(qc.chans, '[^,]+') do
+    for k = 0, qc.nst - 1 do
+      n = n + call('ZCARD', P .. 'w:' .. qc.id .. ':' .. ch .. ':' .. k)
+    end
+  end
+  return n
+end
+
+-- The queue that takes a new contact: `q`, or its overflow chain when full.
+local function admit_queue(q, ch)
+  local seen = 0
+  while true do
+    local qc = qcfg(q)
+    if not qc then raise('SBNOQUEUE', 'queue ' .. q .. ' does not exist') end
+    if not queue_has_channel(qc, ch) then
+      raise('SBINVALID', 'queue ' .. q .. ' does not take channel ' .. ch)
+    end
+    if qc.max == 0 or queue_size(qc) < qc.max then return qc end
+    if qc.full ~= 'overflow' or qc.ovq == '' or seen > 8 then
+      raise('SBQUEUEFULL', 'queue ' .. q .. ' is full (' .. qc.max .. ' waiting)')
+    end
+    q = qc.ovq
+    seen = seen + 1
+  end
+end
+
+-- routing -----------------------------------------------------------------
+
+-- Best ready agent for a waiting contact: the heads of r:<q>:<ch>:<e>:<pool>
+-- for every open pool and entry stage e <= the contact's stage.
+local function find_agent(c)
+  local qc = qcfg(c.queue)
+  if not qc then return nil end
+  local dkey = P .. 'dc:' .. c.id
+  local nd = call('SCARD', dkey)
+  if nd > DECLINE_SCAN then nd = DECLINE_SCAN end
+  local best, bestscore, bestpool
+  local seen = {}
+  for _, pe in ipairs(qc.pools) do
+    local p, fs = pe[1], pe[2]
+    if fs <= c.stage then
+      if pool_open(p) then
+        for e = fs, c.stage do
+          local items = call('ZRANGE', P .. 'r:' .. c.queue .. ':' .. c.channel .. ':' .. e .. ':' .. p,
+            0, nd, 'WITHSCORES')
+          for j = 1, #items, 2 do
+            local aid = items[j]
+            if nd == 0 or not declined_by(c.id, aid) then
+              local sc = tonumber(items[j + 1])
+              seen[#seen + 1] = { agent = aid, pool = p, entry = e, score = sc }
+              if not best or sc < bestscore then best, bestscore, bestpool = aid, sc, p end
+              break
+            end
+          end
+        end
+      else
+        seen[#seen + 1] = { pool = p, closed = true }
+      end
+    end
+  end
+  return best, seen
+end
+
+local STRAT_NAMES = { li = 'longest_idle', lo = 'least_occupied', hp = 'highest_proficiency' }
+
+local function why_json(strategy, reason, chosen, candidates)
+  return cjson.encode({ strategy = strategy, reason = reason, chosen = chosen,
+    candidates = candidates, at = NOW })
+end
+
+-- Reserve a waiting contact for an agent that is ready on its channel.
+local function offer(c, a, why)
+  local qc = qcfg(c.queue)
+  call('ZREM', P .. c.place, c.id)
+  call('ZREM', K_TIMERS, 'p|' .. c.id)
+  local deadline = NOW + qc.offer
+  call('HSET', P .. 'c:' .. c.id, 'state', 'reserved', 'agent', a.id, 'pool', a.pool, 'place', '',
+    'deadline', deadline, 'offered', NOW, 'why', why)
+  c.state, c.agent, c.pool, c.place, c.deadline = 'reserved', a.id, a.pool, '', deadline
+  charge(a, c)
+  call('ZADD', K_TIMERS, deadline, 'o|' .. c.id)
+  emit('contact.reserved', cfields(c, { 'agent', a.id, 'pool', a.pool, 'deadline', deadline,
+    'wait_ms', NOW - c.created, 'why', why }))
+end
+
+-- Offer a waiting contact to the best eligible agent, if any. Returns the agent id.
+local function route_contact(c)
+  if c.state ~= 'queued' then return nil end
+  if string.sub(c.place, 1, 3) == 'aw:' then
+    -- waiting for one named agent (preferred agent, transfer to agent)
+    local a = load_agent(c.pref)
+    if a and pool_open(a.pool) then
+      local cap, load = capload(a, c.channel)
+      if ready_on(a, c.channel, cap, load) then
+        offer(c, a, why_json('preferred_agent', 'named agent is ready', a.id, {}))
+        return a.id
+      end
+    end
+    return nil
+  end
+  local aid, seen = find_agent(c)
+  if not aid then return nil end
+  local a = load_agent(aid)
+  local qc = qcfg(c.queue)
+  offer(c, a, why_json(STRAT_NAMES[qc.strat] or qc.strat, 'best head among ready agents', aid, seen))
+  return aid
+end
+
+-- Best waiting contact for an agent: the head of aw:<agent>, else the best
+-- score across the heads of w:<q>:<ch>:<k> for each lane and k >= entry stage.
+local function find_contact(a)
+  if a.status ~= 'available' or not pool_open(a.pool) then return nil end
+  local cl = {}
+  local function ok_on(ch)
+    local x = cl[ch]
+    if x == nil then
+      local cap, load = capload(a, ch)
+      x = ready_on(a, ch, cap, load)
+      cl[ch] = x
+    end
+    return x
+  end
+  local direct = call('ZRANGE', P .. 'aw:' .. a.id, 0, 7)
+  for i = 1, #direct do
+    local ch = call('HGET', P .. 'c:' .. direct[i], 'channel')
+    if ch and ok_on(ch) then
+      return direct[i], 'named agent', {}
+    end
+  end
+  local nd = call('SCARD', P .. 'ad:' .. a.id)
+  if nd > DECLINE_SCAN then nd = DECLINE_SCAN end
+  local lanes = call('HGETALL', P .. 'al:' .. a.id)
+  local best, bestscore
+  local seen = {}
+  for i = 1, #lanes, 2 do
+    local lane = lanes[i]
+    local q, ch = string.match(lane, '^(.+):([^:]+)$')
+    if ok_on(ch) then
+      local qc = qcfg(q)
+      local e = tonumber(string.match(lanes[i + 1], '^(%d+):'))
+      if qc then
+        for k = e, qc.nst - 1 do
+          local items = call('ZRANGE', P .. 'w:' .. lane .. ':' .. k, 0, nd, 'WITHSCORES')
+          for j = 1, #items, 2 do
+            local cid = items[j]
+            if nd == 0 or not declined_by(cid, a.id) then
+              local sc = tonumber(items[j + 1])
+              seen[#seen + 1] = { contact = cid, queue = q, stage = k, score = sc }
+              if not best or sc < bestscore then best, bestscore = cid, sc end
+              break
+            end
+          end
+        end
+      end
+    end
+  end
+  return best, 'best effective priority, then longest waiting, across lanes', seen
+end
+
+-- Give a ready agent waiting work until it is full or nothing fits.
+local function route_agent(a)
+  local guard = 0
+  while guard < 64 do
+    guard = guard + 1
+    local cid, reason, seen = find_contact(a)
+    if not cid then return end
+    local c = load_contact(cid)
+    offer(c, a, why_json('best_waiting_contact', reason, a.id, seen))
+  end
+end
+
+-- Remove every trace of a finished contact except its record, which expires.
+local function finish(c)
+  local ckey = P .. 'c:' .. c.id
+  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'w|' .. c.id)
+  local dkey = P .. 'dc:' .. c.id
+  local decl = call('SMEMBERS', dkey)
+  for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
+  call('DEL', dkey)
+  call('PEXPIRE', ckey, meta().ret)
+end
+
+-- Put a reserved contact back where it waited (same score, same stage) after a
+-- reject, a timeout or its agent leaving. A miss (reject, timeout) is counted
+-- against the agent, and the agent is skipped for this contact from then on.
+local function requeue(c, a, etype, reason, is_miss)
+  local from = c.agent
+  call('ZREM', K_TIMERS, 'o|' .. c.id)
+  release(a, c)
+  if is_miss then
+    -- skip this agent next time: it declined, or did not answer
+    call('SADD', P .. 'dc:' .. c.id, a.id)
+    call('SADD', P .. 'ad:' .. a.id, c.id)
+  end
+  if c.pref ~= '' then
+    call('HSET', P .. 'c:' .. c.id, 'pref', '')
+    c.pref = ''
+  end
+  place_in_queue(c)
+  emit(etype, cfields(c, { 'agent', from, 'pool', a.pool, 'reason', reason,
+    'wait_ms', NOW - c.created }))
+  if is_miss then
+    a.misses = a.misses + 1
+    call('HSET', P .. 'a:' .. a.id, 'misses', a.misses)
+    local maxmiss = meta().maxmiss
+    if maxmiss > 0 and a.misses >= maxmiss and a.status == 'available' then
+      set_status(a, 'away', 'missed_offers')
+    end
+  end
+end
+
+-- Return every reserved contact of an agent that left (away, offline).
+local function release_reservations(a, reason)
+  local held = call('SMEMBERS', P .. 'ac:' .. a.id)
+  local moved = {}
+  for i = 1, #held do
+    local c = load_contact(held[i])
+    if c and c.state == 'reserved' then
+      requeue(c, a, 'contact.reservation_rejected', reason, false)
+      moved[#moved + 1] = c
+    end
+  end
+  for i = 1, #moved do route_contact(moved[i]) end
+end
+
+-- Move a contact's stage on (timer), and re-route it if it is waiting.
+local function advance_stage(c)
+  local qc = qcfg(c.queue)
+  if not qc or c.stage + 1 >= qc.nst then return end
+  local from = c.stage
+  c.stage = from + 1
+  call('HSET', P .. 'c:' .. c.id, 'stage', c.stage)
+  if c.state == 'queued' and string.sub(c.place, 1, 2) == 'w:' then
+    call('ZREM', P .. c.place, c.id)
+    c.place = 'w:' .. c.queue .. ':' .. c.channel .. ':' .. c.stage
+    call('ZADD', P .. c.place, c.score, c.id)
+    call('HSET', P .. 'c:' .. c.id, 'place', c.place)
+  end
+  emit('contact.stage_advanced', cfields(c, { 'from_stage', from, 'reason', 'overflow_timer' }))
+  schedule_stage(c)
+  route_contact(c)
+end
+
+local function complete_now(c, a, disposition)
+  local assigned = num(c.assigned, NOW)
+  local wrapat = num(c.wrapat, NOW)
+  call('HSET', P .. 'c:' .. c.id, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
+  c.state = 'completed'
+  emit('contact.completed', cfields(c, { 'agent', c.agent, 'pool', c.pool,
+    'talk_ms', wrapat - assigned, 'wrap_ms', NOW - wrapat, 'handle_ms', NOW - assigned,
+    'disposition', disposition }))
+  if c.cust ~= '' then
+    call('SET', P .. 'cl:' .. c.cust, c.agent, 'PX', meta().ret)
+  end
+  finish(c)
+  if a then
+    release(a, c)
+    route_agent(a)
+  end
+end

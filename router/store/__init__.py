@@ -1,0 +1,1 @@
+"""Redis/Valkey storage layer: connection, keys and Lua scripts."""

@@ -1,0 +1,56 @@
+"""The timer loop: applies due timers for a set of tenants, on the engine's clock.
+
+Timers live in Redis (`sb:{tenant}:timers`), and popping plus applying one is
+a single script, so any number of processes may run this loop at once: each
+timer still fires exactly once, and a process that dies loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .clock import Clock
+from .engine import Engine
+
+log = logging.getLogger("switchboard.timers")
+
+
+class TimerLoop:
+    def __init__(
+        self,
+        engines: Sequence[Engine],
+        clock: Clock,
+        *,
+        poll_s: float = 0.05,
+        batch: int = 500,
+    ) -> None:
+        self.engines = list(engines)
+        self.clock = clock
+        self.poll_s = poll_s
+        self.batch = batch
+
+    async def run_once(self) -> int:
+        """Apply every timer due now, for every tenant. Returns how many were applied."""
+        total = 0
+        for engine in self.engines:
+            total += await engine.run_due_timers(self.batch)
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.poll_s
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                backoff = self.poll_s
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("timer loop: redis unavailable (%s); retrying", exc)
+                backoff = min(backoff * 2, 5.0)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=backoff)
+            except TimeoutError:
+                pass

@@ -66,14 +66,14 @@ class Engine:
         """Write the routing config to Redis, re-lane every agent, and dispatch."""
         t = self.tenant
         k = self.keys
-        known_pools = {_s(p) for p in await self.redis.smembers(k.prefix + "pools")}
+        known_pools = {_s(p) for p in await self.redis.smembers(k.pools)}
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(k.anchor, mapping=tenant_fields(t))
         for q in t.queues.values():
             pipe.delete(k.queue(q.id))
             pipe.hset(k.queue(q.id), mapping=queue_fields(t, q))
         for p in t.pools.values():
-            pipe.sadd(k.prefix + "pools", p.id)
+            pipe.sadd(k.pools, p.id)
             if p.id not in known_pools and not p.open:
                 pipe.sadd(k.pools_closed, p.id)
         await pipe.execute()
@@ -150,9 +150,13 @@ class Engine:
         )
 
     async def accept(self, contact_id: str, agent_id: str) -> None:
+        validate_id(contact_id, "contact")
+        validate_id(agent_id, "agent")
         await self._run("accept", contact_id, agent_id)
 
     async def reject(self, contact_id: str, agent_id: str, reason: str = "") -> str | None:
+        validate_id(contact_id, "contact")
+        validate_id(agent_id, "agent")
         _, other = await self._run("reject", contact_id, agent_id, reason)
         return _s(other) or None
 
@@ -165,6 +169,9 @@ class Engine:
         skip_wrap_up: bool = False,
     ) -> ContactState:
         """End the conversation: to wrap-up (if the queue has one), or completed."""
+        validate_id(contact_id, "contact")
+        if agent_id:
+            validate_id(agent_id, "agent")
         (state,) = await self._run(
             "complete", contact_id, agent_id or "", disposition, 1 if skip_wrap_up else 0
         )
@@ -177,6 +184,7 @@ class Engine:
         return await self.complete(contact_id, agent_id, disposition)
 
     async def abandon(self, contact_id: str, reason: str = "") -> None:
+        validate_id(contact_id, "contact")
         await self._run("abandon", contact_id, reason)
 
     async def transfer(
@@ -187,12 +195,18 @@ class Engine:
         agent: str | None = None,
         by_agent: str | None = None,
     ) -> RouteResult:
+        validate_id(contact_id, "contact")
+        for value, what in ((queue, "queue"), (agent, "agent"), (by_agent, "by_agent")):
+            if value:
+                validate_id(value, what)
         state, offered, qid = await self._run(
             "transfer", contact_id, queue or "", agent or "", by_agent or ""
         )
         return RouteResult(contact_id, ContactState(_s(state)), _s(offered) or None, _s(qid))
 
     async def offer(self, contact_id: str, agent_id: str) -> int:
+        validate_id(contact_id, "contact")
+        validate_id(agent_id, "agent")
         _, deadline = await self._run("offer", contact_id, agent_id)
         return int(deadline)
 
@@ -235,10 +249,18 @@ class Engine:
     async def set_agent_status(
         self, agent_id: str, status: AgentStatus | str, reason: str = ""
     ) -> bool:
-        _, changed = await self._run("agent_status", agent_id, AgentStatus(status).value, reason)
+        validate_id(agent_id, "agent")
+        try:
+            value = AgentStatus(status).value
+        except ValueError:
+            raise ValidationError(
+                f"status: must be available, away or offline, got {status!r}", field="status"
+            ) from None
+        _, changed = await self._run("agent_status", agent_id, value, reason)
         return bool(int(changed))
 
     async def heartbeat(self, agent_id: str) -> AgentStatus:
+        validate_id(agent_id, "agent")
         (st,) = await self._run("heartbeat", agent_id)
         return AgentStatus(_s(st))
 

@@ -4,9 +4,9 @@ All keys of one tenant share the hash tag `{tenant}`, so every script touches a
 single cluster slot. Braces appear nowhere else in key names; ids are validated
 (see `ids.py`) so they cannot smuggle one in.
 
-Lua scripts receive `prefix()` as their KEYS[1]-derived base and build the same
-names; `docs/architecture.md` lists them all and the Lua helper `lib/keys.lua`
-mirrors the functions below. Keep the two in step.
+Lua scripts receive KEYS[1] = `anchor` and build the same names from its
+prefix (see `scripts/lib/core.lua`); `docs/architecture.md` lists them all.
+Keep the two in step.
 """
 
 from __future__ import annotations
@@ -47,6 +47,11 @@ class TenantKeys:
         return self.prefix + "agents"
 
     @property
+    def pools(self) -> str:
+        """Set of the pools the config defines."""
+        return self.prefix + "pools"
+
+    @property
     def pools_closed(self) -> str:
         """Set of pools whose gate is closed."""
         return self.prefix + "pools:closed"
@@ -58,6 +63,10 @@ class TenantKeys:
     def declined(self, contact_id: str) -> str:
         """Set of agents that rejected or let expire an offer of this contact."""
         return self.prefix + "dc:" + contact_id
+
+    def customer_last_agent(self, customer_digest: str) -> str:
+        """String: the agent who last completed a contact of this customer."""
+        return self.prefix + "cl:" + customer_digest
 
     def idempotency(self, key_digest: str) -> str:
         return self.prefix + "idem:" + key_digest
@@ -86,6 +95,10 @@ class TenantKeys:
     def agent_contacts(self, agent_id: str) -> str:
         """Set of contacts the agent holds (reserved, assigned or in wrap-up)."""
         return self.prefix + "ac:" + agent_id
+
+    def agent_declined(self, agent_id: str) -> str:
+        """Set of contacts this agent declined or let expire (mirror of `declined`)."""
+        return self.prefix + "ad:" + agent_id
 
     def agent_waiting(self, agent_id: str) -> str:
         """Sorted set of contacts waiting for this agent only (preferred agent, transfer)."""

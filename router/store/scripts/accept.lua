@@ -26,7 +26,8 @@ if tonumber(c.deadline) <= NOW then
   raise('SBEXPIRED', 'the offer of contact ' .. c.id .. ' expired')
 end
 
-call('ZREM', K_TIMERS, 'o|' .. c.id)
+-- answered: no more offer deadline, and no more overflow
+call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id)
 call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
 call('HSET', P .. 'a:' .. aid, 'misses', 0)
 emit('contact.assigned', cfields(c, { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,

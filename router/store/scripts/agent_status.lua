@@ -24,7 +24,7 @@ if status ~= 'available' and status ~= 'away' and status ~= 'offline' then
 end
 call('HSET', P .. 'a:' .. a.id, 'seen', NOW)
 if meta().presence > 0 and status ~= 'offline' then
-  call('ZADD', K_TIMERS, NOW + meta().presence, 'h|' .. a.id)
+  call('ZADD', K_TIMERS, NOW + meta().presence, 'h|' .. a.id) -- a status call is a heartbeat
 end
 local changed = set_status(a, status, reason)
 if changed then

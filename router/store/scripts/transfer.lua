@@ -67,6 +67,7 @@ if qc then
 else
   call('HSET', P .. 'c:' .. c.id, 'assigned', '', 'offered', '')
   place_for_agent(c, target.id, NOW + meta().xferms)
+  schedule_stage(c) -- its queue's overflow clock keeps running meanwhile
 end
 emit('contact.transferred', cfields(c, { 'from_queue', from_queue, 'from_agent', from_agent,
   'from_state', from_state, 'to_agent', ta, 'wait_ms', NOW - c.created }))

@@ -255,6 +255,12 @@ local function set_status(a, status, reason)
     fields[#fields + 1] = 'misses'
     fields[#fields + 1] = 0
   end
+  if status ~= 'offline' and meta().presence > 0 then
+    -- presence: without a heartbeat before this deadline the agent goes offline
+    fields[#fields + 1] = 'seen'
+    fields[#fields + 1] = NOW
+    call('ZADD', K_TIMERS, NOW + meta().presence, 'h|' .. a.id)
+  end
   call('HSET', P .. 'a:' .. a.id, unpack(fields))
   emit('agent.status_changed', { 'agent', a.id, 'pool', a.pool, 'status', status, 'from', prev,
     'reason', reason })
@@ -479,6 +485,8 @@ local function finish(c)
   call('PEXPIRE', ckey, meta().ret)
 end
 
+local release_reservations -- defined below; requeue and it call each other
+
 -- Put a reserved contact back where it waited (same score, same stage) after a
 -- reject, a timeout or its agent leaving. A miss (reject, timeout) is counted
 -- against the agent, and the agent is skipped for this contact from then on.
@@ -504,12 +512,13 @@ local function requeue(c, a, etype, reason, is_miss)
     local maxmiss = meta().maxmiss
     if maxmiss > 0 and a.misses >= maxmiss and a.status == 'available' then
       set_status(a, 'away', 'missed_offers')
+      release_reservations(a, 'agent_away')
     end
   end
 end
 
 -- Return every reserved contact of an agent that left (away, offline).
-local function release_reservations(a, reason)
+release_reservations = function(a, reason)
   local held = call('SMEMBERS', P .. 'ac:' .. a.id)
   local moved = {}
   for i = 1, #held do
@@ -525,6 +534,8 @@ end
 -- Move a contact's stage on (timer), and re-route it if it is waiting.
 local function advance_stage(c)
   local qc = qcfg(c.queue)
+  -- only a contact still waiting (or on offer, and so maybe back soon) overflows
+  if c.state ~= 'queued' and c.state ~= 'reserved' then return end
   if not qc or c.stage + 1 >= qc.nst then return end
   local from = c.stage
   c.stage = from + 1

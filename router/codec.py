@@ -16,6 +16,7 @@ from .model import (
     Customer,
     NewContact,
 )
+from .subqueues import base_id
 
 
 def pack(obj: Any) -> bytes:
@@ -63,7 +64,7 @@ def decode_contact(tenant: str, contact_id: str, h: dict[bytes, bytes]) -> Conta
         id=contact_id,
         tenant=tenant,
         channel=_s(h, "channel") or "",
-        queue=_s(h, "queue") or "",
+        queue=base_id(_s(h, "queue") or ""),
         state=ContactState(_s(h, "state") or "received"),
         stage=_i(h, "stage") or 0,
         priority=_i(h, "prio") or 0,

@@ -9,7 +9,7 @@ skills per decision; it reads ready sets keyed by entry stage.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from .config.model import QueueConfig, TenantConfig
 
@@ -30,11 +30,14 @@ def proficiency_rank(queue: QueueConfig, skills: Mapping[str, int]) -> int:
 
 
 def agent_lanes(
-    tenant: TenantConfig, pool: str, skills: Mapping[str, int], capacity: Mapping[str, int]
+    queues: Iterable[QueueConfig],
+    pool: str,
+    skills: Mapping[str, int],
+    capacity: Mapping[str, int],
 ) -> dict[str, str]:
     """`queue:channel` -> `entry_stage:rank` for every lane the agent may serve."""
     lanes: dict[str, str] = {}
-    for queue in tenant.queues.values():
+    for queue in queues:
         e = entry_stage(queue, pool, skills)
         if e is None:
             continue

@@ -12,9 +12,9 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from . import codec
+from . import codec, subqueues
 from .clock import Clock
-from .config.model import TenantConfig
+from .config.model import QueueConfig, TenantConfig
 from .eligibility import agent_lanes, all_lanes, pool_lanes
 from .errors import AgentNotFound, ContactNotFound, PoolNotFound, QueueNotFound, ValidationError
 from .ids import new_contact_id, validate_id
@@ -40,6 +40,14 @@ def _digest(value: str) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:32]
 
 
+def _parse_caps(raw: Any) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for part in filter(None, _s(raw or b"").split(",")):
+        ch, _, n = part.partition("=")
+        out[ch] = int(n)
+    return out
+
+
 def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
@@ -56,6 +64,7 @@ class Engine:
         self.keys = TenantKeys(tenant.id)
         self.scripts = scripts or Scripts(redis)
         self._anchor = [self.keys.anchor]
+        self._subqueues_seen: set[str] = set()
 
     async def _run(self, name: str, *args: Any) -> Any:
         return await self.scripts.run(name, self._anchor, [self.clock.now_ms(), *args])
@@ -72,6 +81,9 @@ class Engine:
         for q in t.queues.values():
             pipe.delete(k.queue(q.id))
             pipe.hset(k.queue(q.id), mapping=queue_fields(t, q))
+        for sub in await self._subqueue_configs():
+            pipe.delete(k.queue(sub.id))
+            pipe.hset(k.queue(sub.id), mapping=queue_fields(t, sub))
         for p in t.pools.values():
             pipe.sadd(k.pools, p.id)
             if p.id not in known_pools and not p.open:
@@ -83,7 +95,78 @@ class Engine:
                 await self.upsert_agent(
                     AgentSpec(agent.id, agent.pool, agent.name, agent.skills, agent.capacity)
                 )
-        await self.dispatch(all_lanes(t))
+        subs = await self._subqueue_configs()
+        await self.dispatch(all_lanes(t) + [f"{q.id}:{ch}" for q in subs for ch in q.channels])
+
+    # -- sub-queues (per-contact skill requirements) ------------------------
+
+    async def _subqueue_configs(self) -> list[QueueConfig]:
+        """The sub-queues created so far, derived from the current config."""
+        out = []
+        raw = await self.redis.hgetall(self.keys.subqueues)
+        for sub_id, value in sorted(raw.items()):
+            base, skills = subqueues.decode(_s(value))
+            queue = self.tenant.queues.get(base)
+            if queue is not None:
+                out.append(subqueues.derive(queue, skills, _s(sub_id).split(subqueues.SEP)[1]))
+        return out
+
+    def _overflow_chain(self, queue: QueueConfig) -> list[QueueConfig]:
+        chain = [queue]
+        while chain[-1].overflow_queue and len(chain) <= len(self.tenant.queues):
+            chain.append(self.tenant.queues[chain[-1].overflow_queue])
+        return chain
+
+    async def ensure_subqueues(self, queue: QueueConfig, skills: dict[str, int]) -> str:
+        """Make sure sub-queues exist for `skills` along the queue's overflow chain.
+        Returns the signature to route with ('' when the queues' own skills suffice)."""
+        if not skills or all(subqueues.covers(q, skills) for q in self._overflow_chain(queue)):
+            return ""
+        sig = subqueues.signature(skills)
+        for q in self._overflow_chain(queue):
+            if subqueues.covers(q, skills):
+                continue
+            sub = subqueues.derive(q, skills, sig)
+            if sub.id not in self._subqueues_seen:
+                await self._create_subqueue(q, skills, sub)
+                self._subqueues_seen.add(sub.id)
+        return sig
+
+    async def _create_subqueue(
+        self, base: QueueConfig, skills: dict[str, int], sub: QueueConfig
+    ) -> None:
+        k = self.keys
+        is_new = not await self.redis.hexists(k.subqueues, sub.id)
+        if is_new and await self.redis.hlen(k.subqueues) >= subqueues.MAX_SUBQUEUES:
+            raise ValidationError(
+                f"skills: this tenant already has {subqueues.MAX_SUBQUEUES} distinct "
+                "per-contact skill requirements; use a queue with these skills instead",
+                field="skills",
+            )
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.hset(k.queue(sub.id), mapping=queue_fields(self.tenant, sub))
+        pipe.hset(k.subqueues, sub.id, subqueues.encode(base, skills))
+        await pipe.execute()
+        # Index the existing agents once. Agents registered from now on get the
+        # lane in upsert_agent (which retries if it raced with this).
+        agent_ids = await self.agent_ids()
+        pipe = self.redis.pipeline(transaction=False)
+        for aid in agent_ids:
+            pipe.hmget(k.agent(aid), ["pool", "data", "caps"])
+        rows = await pipe.execute()
+        for ch in sub.channels:
+            pairs: list[str] = []
+            for aid, (pool, data, caps) in zip(agent_ids, rows, strict=True):
+                if pool is None:
+                    continue
+                lanes = agent_lanes(
+                    [sub], _s(pool), codec.unpack(data).get("skills", {}), _parse_caps(caps)
+                )
+                value = lanes.get(f"{sub.id}:{ch}")
+                if value:
+                    pairs += [aid, value]
+            for i in range(0, len(pairs), 1000):
+                await self._run("lanes_add", f"{sub.id}:{ch}", *pairs[i : i + 1000])
 
     async def dispatch(self, lanes: Iterable[str]) -> int:
         lanes_arg = ",".join(lanes)
@@ -126,6 +209,7 @@ class Engine:
         )
         idem = _digest(new.idempotency_key) if new.idempotency_key else ""
         cust = _digest(new.customer.id) if new.customer.id else ""
+        sig = await self.ensure_subqueues(queue, new.skills)
         r = self.tenant.routing
         cid, state, agent, qid, dup = await self._run(
             "create_contact",
@@ -139,6 +223,7 @@ class Engine:
             preferred,
             round(r.preferred_agent_s * 1000),
             cust,
+            sig,
         )
         st = _s(state)
         return RouteResult(
@@ -234,16 +319,22 @@ class Engine:
                 raise ValidationError(f"capacity.{ch}: unknown channel", field="capacity")
             if not isinstance(n, int) or not 0 <= n <= 100:
                 raise ValidationError(f"capacity.{ch}: must be an integer 0..100", field="capacity")
-        lanes = agent_lanes(self.tenant, spec.pool, spec.skills, spec.capacity)
-        _, st = await self._run(
-            "agent_upsert",
-            spec.id,
-            spec.pool,
-            ",".join(f"{ch}={n}" for ch, n in spec.capacity.items()),
-            ",".join(f"{lane}={v}" for lane, v in lanes.items()),
-            codec.agent_blob(spec),
-            AgentStatus(status).value,
-        )
+        while True:
+            subs = await self._subqueue_configs()
+            queues = [*self.tenant.queues.values(), *subs]
+            lanes = agent_lanes(queues, spec.pool, spec.skills, spec.capacity)
+            outcome, st = await self._run(
+                "agent_upsert",
+                spec.id,
+                spec.pool,
+                ",".join(f"{ch}={n}" for ch, n in spec.capacity.items()),
+                ",".join(f"{lane}={v}" for lane, v in lanes.items()),
+                codec.agent_blob(spec),
+                AgentStatus(status).value,
+                await self.redis.hlen(self.keys.subqueues),
+            )
+            if _s(outcome) != "retry":
+                break
         return AgentStatus(_s(st))
 
     async def set_agent_status(

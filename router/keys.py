@@ -47,6 +47,11 @@ class TenantKeys:
         return self.prefix + "agents"
 
     @property
+    def subqueues(self) -> str:
+        """Hash `<queue>~<sig>` -> `<queue>|<skill>=<level>,...`: sub-queues created so far."""
+        return self.prefix + "subqueues"
+
+    @property
     def pools(self) -> str:
         """Set of the pools the config defines."""
         return self.prefix + "pools"

@@ -8,6 +8,7 @@ timer still fires exactly once, and a process that dies loses nothing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 
@@ -50,7 +51,5 @@ class TimerLoop:
             except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
                 log.warning("timer loop: redis unavailable (%s); retrying", exc)
                 backoff = min(backoff * 2, 5.0)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
-            except TimeoutError:
-                pass

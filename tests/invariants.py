@@ -138,7 +138,7 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
     # 4. queue order: a waiting contact's score is created - priority * aging of its queue
     for cid, c in s.contacts.items():
         if c["state"] in WAITING:
-            q = tenant.queues[c["queue"]]
+            q = tenant.queues[c["queue"].split("~")[0]]
             want = int(c["created"]) - int(c["prio"]) * round(q.aging_s * 1000)
             assert float(c["score"]) == want, f"{cid} score {c['score']} != {want}"
             assert s.sets[c["place"]][cid] == want, f"{cid} sorted by a stale score"

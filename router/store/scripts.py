@@ -36,6 +36,7 @@ SCRIPT_NAMES = (
     "timers",
     "pool_gate",
     "dispatch",
+    "lanes_add",
 )
 
 

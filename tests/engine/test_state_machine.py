@@ -1,4 +1,4 @@
-"""Property-based stateful test: random traffic against the real engine, invariants after every step.
+"""Property-based stateful test: random traffic on the real engine, invariants after each step.
 
 Hypothesis drives arrivals, agents, status changes, accepts, rejects, timeouts
 in virtual time, completions, abandons, transfers, pool gates and overflow. After
@@ -82,6 +82,7 @@ class RoutingMachine(RuleBasedStateMachine):
         aid=st.sampled_from(AGENTS),
         pool=st.sampled_from(POOLS),
         level=st.integers(1, 5),
+        spanish=st.integers(0, 5),
         voice=st.integers(0, 1),
         chat=st.integers(0, 3),
         email=st.integers(0, 2),
@@ -92,15 +93,15 @@ class RoutingMachine(RuleBasedStateMachine):
         aid: str,
         pool: str,
         level: int,
+        spanish: int,
         voice: int,
         chat: int,
         email: int,
         status: AgentStatus,
     ) -> None:
         cap = {"voice": voice, "chat": chat, "email": email}
-        self.attempt(
-            self.engine.upsert_agent(AgentSpec(aid, pool, aid, {"billing": level}, cap), status)
-        )
+        skills = {"billing": level} | ({"spanish": spanish} if spanish else {})
+        self.attempt(self.engine.upsert_agent(AgentSpec(aid, pool, aid, skills, cap), status))
 
     @rule(aid=st.sampled_from(AGENTS), status=st.sampled_from(list(AgentStatus)))
     def set_status(self, aid: str, status: AgentStatus) -> None:
@@ -110,14 +111,15 @@ class RoutingMachine(RuleBasedStateMachine):
         q=st.sampled_from(QUEUES),
         priority=st.integers(0, 2),
         pref=st.none() | st.sampled_from(AGENTS),
+        spanish=st.sampled_from([0, 0, 2, 4]),
     )
-    def arrive(self, q: tuple[str, str], priority: int, pref: str | None) -> None:
+    def arrive(self, q: tuple[str, str], priority: int, pref: str | None, spanish: int) -> None:
         self.n += 1
-        self.attempt(
-            self.engine.create_contact(
-                NewContact(channel=q[1], queue=q[0], priority=priority, preferred_agent=pref)
-            )
+        skills = {"spanish": spanish} if spanish else {}
+        new = NewContact(
+            channel=q[1], queue=q[0], priority=priority, preferred_agent=pref, skills=skills
         )
+        self.attempt(self.engine.create_contact(new))
 
     @rule(data=st.data())
     def accept(self, data: st.DataObject) -> None:
@@ -185,8 +187,8 @@ def test_routing_state_machine(redis_url: str) -> None:
     RoutingMachine.redis_url = redis_url
     run = RoutingMachine.TestCase
     run.settings = settings(
-        max_examples=30,
-        stateful_step_count=40,
+        max_examples=60,
+        stateful_step_count=50,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
         database=None,

@@ -25,6 +25,7 @@ end
 if tonumber(c.deadline) <= NOW then
   raise('SBEXPIRED', 'the offer of contact ' .. c.id .. ' expired')
 end
+must_agent(aid)
 
 -- answered: no more offer deadline, and no more overflow
 call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id)

@@ -11,8 +11,10 @@ ARGV[4]  capacities: 'voice=1,chat=3'
 ARGV[5]  lanes: 'queue:channel=entry:rank,...'
 ARGV[6]  data: msgpack record (name, skills)
 ARGV[7]  status for a new agent: available|away|offline
+ARGV[8]  number of sub-queues the engine computed lanes for
 
-Returns  { 'created' | 'updated', status }
+Returns  { 'created' | 'updated', status }, or { 'retry', '' } when a sub-queue
+         was created meanwhile (its lanes are missing): nothing was changed.
 Errors   SBNOPOOL (pool not in config)
 Events   agent.capacity_changed (on creation and whenever capacity, pool or lanes
          change), agent.status_changed for a new agent; then contact.reserved
@@ -24,6 +26,17 @@ Events   agent.capacity_changed (on creation and whenever capacity, pool or lane
 local aid, pool, caps, lanes, status = ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[7]
 if call('SISMEMBER', P .. 'pools', pool) == 0 then
   raise('SBNOPOOL', 'pool ' .. pool .. ' does not exist')
+end
+if status ~= 'available' and status ~= 'away' and status ~= 'offline' then
+  raise('SBINVALID', 'status must be available, away or offline, not ' .. status)
+end
+for lane, v in string.gmatch(lanes, '([^,=]+)=([^,]+)') do
+  if not string.match(v, '^%d+:%d+$') or not string.match(lane, '^.+:[^:]+$') then
+    raise('SBINVALID', 'lane ' .. lane .. '=' .. v .. ' is not queue:channel=entry:rank')
+  end
+end
+if call('HLEN', P .. 'subqueues') ~= tonumber(ARGV[8]) then
+  return { 'retry', '' }
 end
 local akey = P .. 'a:' .. aid
 local a = load_agent(aid)

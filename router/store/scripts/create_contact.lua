@@ -13,6 +13,8 @@ ARGV[8]  idempotency TTL (ms)
 ARGV[9]  preferred agent id, or ''
 ARGV[10] how long to wait for the preferred agent (ms)
 ARGV[11] customer digest, or '' (remembers the customer's last agent)
+ARGV[12] skill signature, or '': the contact then waits in sub-queue <queue>~<sig>
+         where the engine created one (see engine.ensure_subqueues)
 
 Returns  { contact id, state, agent id or '', queue id, duplicate 0|1 }
          duplicate = 1: the idempotency key was seen; nothing changed and the
@@ -26,21 +28,24 @@ Events   contact.received, contact.queued, then contact.reserved if an agent is 
 local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
 local prio = tonumber(ARGV[5])
 local idem, idem_ttl = ARGV[7], tonumber(ARGV[8])
-local pref, pref_ms, cust = ARGV[9], tonumber(ARGV[10]), ARGV[11]
+local pref, pref_ms, cust, sig = ARGV[9], tonumber(ARGV[10]), ARGV[11], ARGV[12]
 
 -- validate everything before the first write
+if not prio or not idem_ttl or not pref_ms then
+  raise('SBINVALID', 'priority, idempotency TTL and preferred-agent wait must be numbers')
+end
 if idem ~= '' then
   local prev = call('GET', P .. 'idem:' .. idem)
   if prev then
     local c = load_contact(prev)
-    if c then return { prev, c.state, c.agent, c.queue, 1 } end
+    if c then return { prev, c.state, c.agent, base_queue(c.queue), 1 } end
     return { prev, 'expired', '', '', 1 }
   end
 end
 if call('EXISTS', P .. 'c:' .. cid) == 1 then
   raise('SBDUPLICATE', 'contact ' .. cid .. ' already exists')
 end
-local qc = admit_queue(q, ch)
+local qc = admit_queue(q, ch, sig)
 if pref == '' and cust ~= '' then
   local last = call('GET', P .. 'cl:' .. cust)
   if last and meta().prefms > 0 then
@@ -60,7 +65,7 @@ if idem ~= '' then call('SET', P .. 'idem:' .. idem, cid, 'PX', idem_ttl) end
 local score = NOW - prio * qc.aging
 call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
-  'origq', q)
+  'sig', sig)
 local c = load_contact(cid)
 emit('contact.received', cfields(c, { 'requested_queue', q }))
 if pa and pref_ms > 0 then
@@ -71,4 +76,4 @@ end
 emit('contact.queued', cfields(c, { 'preferred_agent', c.pref }))
 schedule_stage(c)
 local aid = route_contact(c)
-return { cid, c.state, aid or '', c.queue, 0 }
+return { cid, c.state, aid or '', base_queue(c.queue), 0 }

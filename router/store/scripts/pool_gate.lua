@@ -21,9 +21,11 @@ Events   pool.gate_changed, contact.reserved
 --!include lib/dispatch.lua
 
 local pool, open, reason = ARGV[2], ARGV[3] == '1', ARGV[4]
+local limit = tonumber(ARGV[6])
 if call('SISMEMBER', P .. 'pools', pool) == 0 then
   raise('SBNOPOOL', 'pool ' .. pool .. ' does not exist')
 end
+if not limit then raise('SBINVALID', 'max offers must be a number') end
 local changed
 if open then
   changed = call('SREM', K_CLOSED, pool) == 1
@@ -35,5 +37,5 @@ if changed then
   emit('pool.gate_changed', { 'pool', pool, 'open', open and 1 or 0, 'reason', reason })
 end
 local made = 0
-if open then made = dispatch_lanes(ARGV[5], tonumber(ARGV[6])) end
+if open then made = dispatch_lanes(ARGV[5], limit) end
 return { open and 1 or 0, changed and 1 or 0, made }

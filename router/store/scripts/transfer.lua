@@ -35,7 +35,7 @@ end
 local qc = nil
 local target = nil
 if tq ~= '' then
-  qc = admit_queue(tq, c.channel)
+  qc = admit_queue(tq, c.channel, c.sig)
 else
   target = must_agent(ta)
   if target.id == c.agent then raise('SBINVALID', 'contact ' .. c.id .. ' is already with ' .. ta) end
@@ -73,4 +73,4 @@ emit('contact.transferred', cfields(c, { 'from_queue', from_queue, 'from_agent',
   'from_state', from_state, 'to_agent', ta, 'wait_ms', NOW - c.created }))
 local aid = route_contact(c)
 if holder then route_agent(holder) end
-return { c.state, aid or '', c.queue }
+return { c.state, aid or '', base_queue(c.queue) }

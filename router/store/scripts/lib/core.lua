@@ -29,6 +29,8 @@ local function raise(code, msg)
   error({ err = code .. ' ' .. msg })
 end
 
+if not NOW then raise('SBINVALID', 'now must be a number of ms, not ' .. tostring(ARGV[1])) end
+
 local function num(v, default)
   if v == false or v == nil or v == '' then return default end
   return tonumber(v)
@@ -119,7 +121,7 @@ end
 -- contacts ----------------------------------------------------------------
 
 local CF = { 'state', 'queue', 'channel', 'stage', 'score', 'prio', 'created', 'qentered', 'agent',
-  'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered' }
+  'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered', 'sig' }
 
 local function load_contact(cid)
   local v = call('HMGET', P .. 'c:' .. cid, unpack(CF))
@@ -140,9 +142,21 @@ local function must_contact(cid)
   return c
 end
 
+-- A routing queue is a configured queue, or a sub-queue `<queue>~<sig>` that
+-- the engine creates for contacts whose skill requirements go beyond their
+-- queue's. Events always name the configured queue.
+local function base_queue(q)
+  return (string.match(q, '^([^~]+)'))
+end
+
 local function cfields(c, extra)
-  local f = { 'contact', c.id, 'queue', c.queue, 'channel', c.channel, 'stage', c.stage,
+  local base = base_queue(c.queue)
+  local f = { 'contact', c.id, 'queue', base, 'channel', c.channel, 'stage', c.stage,
     'priority', c.prio, 'created', c.created }
+  if base ~= c.queue then
+    f[#f + 1] = 'subqueue'
+    f[#f + 1] = c.queue
+  end
   if extra then
     for i = 1, #extra do f[#f + 1] = extra[i] end
   end
@@ -311,11 +325,17 @@ local function queue_size(qc)
   return n
 end
 
+-- The routing queue for configured queue `q` and a contact skill signature.
+local function routing_queue(q, sig)
+  if sig ~= '' and qcfg(q .. '~' .. sig) then return q .. '~' .. sig end
+  return q
+end
+
 -- The queue that takes a new contact: `q`, or its overflow chain when full.
-local function admit_queue(q, ch)
+local function admit_queue(q, ch, sig)
   local seen = 0
   while true do
-    local qc = qcfg(q)
+    local qc = qcfg(routing_queue(q, sig))
     if not qc then raise('SBNOQUEUE', 'queue ' .. q .. ' does not exist') end
     if not queue_has_channel(qc, ch) then
       raise('SBINVALID', 'queue ' .. q .. ' does not take channel ' .. ch)

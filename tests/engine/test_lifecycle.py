@@ -18,7 +18,9 @@ async def events(redis: Redis, engine_key: str) -> list[dict[str, str]]:
     return out
 
 
-async def test_contact_goes_to_ready_agent_and_completes(make_engine: EngineFactory, redis: Redis) -> None:
+async def test_contact_goes_to_ready_agent_and_completes(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
     clock = VirtualClock()
     eng = await make_engine(clock=clock)
     await eng.upsert_agent(agent("a1"), AgentStatus.AVAILABLE)

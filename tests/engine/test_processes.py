@@ -129,11 +129,13 @@ async def _wait_all_finished(
         if orphans:
             await _finish_held(engine, orphans)
         done, total = await _all_finished(engine)
-        if total == expected and done == expected:
+        # A killed process may have created a contact without living to report
+        # it, so Redis may hold more than was reported; all must be finished.
+        if total >= expected and done == total:
             return
         await asyncio.sleep(0.2)
     done, total = await _all_finished(engine)
-    raise AssertionError(f"only {done} of {total} contacts finished ({expected} created)")
+    raise AssertionError(f"only {done} of {total} contacts finished ({expected} reported)")
 
 
 def _created(out: str) -> list[str]:
@@ -203,10 +205,13 @@ async def test_sigkill_mid_traffic_loses_nothing(
     for p, (_, err) in zip(procs[1:], outs, strict=True):
         assert p.returncode == 0, err[-2000:]
     snap = await assert_invariants(redis, engine.tenant)
+    reported = set(_created(victim_out)) | {c for out, _ in outs for c in _created(out)}
+    assert reported <= set(snap.contacts), "a contact acknowledged to its caller was lost"
     # every offer the dead process's agents held expired and was routed again
     assert held_by_victim, "the kill came before any offer was outstanding"
     for cid in held_by_victim:
         evs = [e["type"] for e in snap.events if e.get("contact") == cid]
-        assert "contact.reservation_expired" in evs, (cid, evs)
+        # it expired and was routed again, unless its caller hung up first
+        assert "contact.reservation_expired" in evs or evs[-1] == "contact.abandoned", (cid, evs)
         assert snap.contacts[cid]["state"] in ("completed", "abandoned")
     await drop_tenant(redis, engine.tenant.id)

@@ -115,7 +115,16 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                 assert int(val) == per_ch.get(ch, 0), f"{aid} load:{ch}={val} but holds {per_ch}"
         for ch, n in per_ch.items():
             cap = int(a.get(f"cap:{ch}", 0) or 0)
-            assert n <= cap or (cap == 0 and n == 0), f"{aid} over capacity on {ch}: {n}/{cap}"
+            # Only a capacity cut can leave accepted work above capacity, and it
+            # returns every pending offer on that channel: no offer beyond capacity.
+            offers = sum(
+                1
+                for c in held
+                if s.contacts[c]["channel"] == ch and s.contacts[c]["state"] == "reserved"
+            )
+            assert n <= cap or offers == 0, (
+                f"{aid} over capacity on {ch}: {n}/{cap} with {offers} offers"
+            )
         assert int(a.get("tload", 0)) == len(held), f"{aid} tload {a.get('tload')} != {len(held)}"
         xl = sum(n for ch, n in per_ch.items() if ch in exclusive)
         assert int(a.get("xload", 0)) == xl, f"{aid} xload {a.get('xload')} != {xl}"

@@ -46,6 +46,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.tenant = load_config_text(tenant_toml(tid), "<test>").tenants[tid]
         self.engine = Engine(self.redis, self.tenant, self.clock)
         self.n = 0
+        self.created: list[str] = []
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -63,16 +64,21 @@ class RoutingMachine(RuleBasedStateMachine):
             return None
 
     def contacts_in(self, *states: str) -> list[str]:
-        async def scan() -> list[str]:
-            out = []
-            prefix = self.engine.keys.contact("")
-            async for key in self.redis.scan_iter(match=prefix + "*", count=1000):
-                st_ = await self.redis.hget(key, "state")
-                if st_ and st_.decode() in states:
-                    out.append(key.decode()[len(prefix) :])
-            return sorted(out)
+        """Contacts in these states, in creation order (ids are deterministic, so a
+        replayed example draws the same contacts)."""
 
-        return self.run(scan())  # type: ignore[no-any-return]
+        async def read() -> list[str]:
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in self.created:
+                pipe.hget(self.engine.keys.contact(cid), "state")
+            got = await pipe.execute()
+            return [
+                c
+                for c, st_ in zip(self.created, got, strict=True)
+                if st_ and st_.decode() in states
+            ]
+
+        return self.run(read())  # type: ignore[no-any-return]
 
     @initialize()
     def setup(self) -> None:
@@ -116,10 +122,12 @@ class RoutingMachine(RuleBasedStateMachine):
     def arrive(self, q: tuple[str, str], priority: int, pref: str | None, spanish: int) -> None:
         self.n += 1
         skills = {"spanish": spanish} if spanish else {}
+        cid = f"k{self.n:04d}"  # deterministic: ties in a queue break by id
         new = NewContact(
-            channel=q[1], queue=q[0], priority=priority, preferred_agent=pref, skills=skills
+            id=cid, channel=q[1], queue=q[0], priority=priority, preferred_agent=pref, skills=skills
         )
-        self.attempt(self.engine.create_contact(new))
+        if self.attempt(self.engine.create_contact(new)) is not None:
+            self.created.append(cid)
 
     @rule(data=st.data())
     def accept(self, data: st.DataObject) -> None:

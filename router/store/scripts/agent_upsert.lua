@@ -16,9 +16,10 @@ ARGV[8]  number of sub-queues the engine computed lanes for
 Returns  { 'created' | 'updated', status }, or { 'retry', '' } when a sub-queue
          was created meanwhile (its lanes are missing): nothing was changed.
 Errors   SBNOPOOL (pool not in config)
-Events   agent.capacity_changed (on creation and whenever capacity, pool or lanes
-         change), agent.status_changed for a new agent; then contact.reserved
-         for work it is given.
+Events   agent.capacity_changed (on creation and on every update), agent.status_changed
+         for a new agent, contact.reservation_rejected (reason capacity_reduced) for
+         pending offers beyond a reduced capacity; then contact.reserved for work it
+         is given.
 ]]
 
 --!include lib/core.lua
@@ -66,10 +67,25 @@ for lane, v in string.gmatch(lanes, '([^,=]+)=([^,]+)') do
   call('HSET', lkey, lane, v)
 end
 emit('agent.capacity_changed', { 'agent', aid, 'pool', pool, 'capacity', caps, 'lanes', lanes })
+-- Capacity cut below what the agent holds: pending offers on those channels go
+-- back to their queues; accepted contacts stay (their customers are being served).
+local returned = {}
+local held = call('SMEMBERS', P .. 'ac:' .. aid)
+for i = 1, #held do
+  local c = load_contact(held[i])
+  if c and c.state == 'reserved' then
+    local cap, load = capload(a, c.channel)
+    if load > cap then
+      requeue(c, a, 'contact.reservation_rejected', 'capacity_reduced', false)
+      returned[#returned + 1] = c
+    end
+  end
+end
 if created and status ~= 'offline' then
   set_status(a, status, '')
 else
   sync_agent(a)
 end
+for i = 1, #returned do route_contact(returned[i]) end
 route_agent(a)
 return { created and 'created' or 'updated', a.status }

@@ -48,10 +48,10 @@ def agent_lanes(
     return lanes
 
 
-def pool_lanes(tenant: TenantConfig, pool: str) -> list[str]:
+def pool_lanes(queues: Iterable[QueueConfig], pool: str) -> list[str]:
     """Every lane whose queue admits `pool` at some stage."""
     out: list[str] = []
-    for queue in tenant.queues.values():
+    for queue in queues:
         if pool in queue.pools_at(len(queue.stages) - 1):
             out.extend(f"{queue.id}:{ch}" for ch in queue.channels)
     return out

@@ -90,11 +90,17 @@ class Engine:
                 pipe.sadd(k.pools_closed, p.id)
         await pipe.execute()
         for agent_id in sorted(_s(a) for a in await self.redis.smembers(k.agents)):
-            agent = await self.get_agent(agent_id)
-            if agent.pool in t.pools:
-                await self.upsert_agent(
-                    AgentSpec(agent.id, agent.pool, agent.name, agent.skills, agent.capacity)
-                )
+            # Re-lane from a snapshot; if another process changes the agent
+            # meanwhile, the script refuses the stale write and we read again.
+            while True:
+                version = await self.redis.hget(k.agent(agent_id), "ver")
+                agent = await self.get_agent(agent_id)
+                if agent.pool not in t.pools:
+                    break
+                spec = AgentSpec(agent.id, agent.pool, agent.name, agent.skills, agent.capacity)
+                outcome, _ = await self._upsert(spec, AgentStatus.OFFLINE, _s(version or b"0"))
+                if outcome != "stale":
+                    break
         subs = await self._subqueue_configs()
         await self.dispatch(all_lanes(t) + [f"{q.id}:{ch}" for q in subs for ch in q.channels])
 
@@ -102,6 +108,10 @@ class Engine:
 
     async def _subqueue_configs(self) -> list[QueueConfig]:
         """The sub-queues created so far, derived from the current config."""
+        return (await self._subqueue_snapshot())[0]
+
+    async def _subqueue_snapshot(self) -> tuple[list[QueueConfig], int]:
+        """The sub-queues, and how many the tenant has, read in one step."""
         out = []
         raw = await self.redis.hgetall(self.keys.subqueues)
         for sub_id, value in sorted(raw.items()):
@@ -109,7 +119,7 @@ class Engine:
             queue = self.tenant.queues.get(base)
             if queue is not None:
                 out.append(subqueues.derive(queue, skills, _s(sub_id).split(subqueues.SEP)[1]))
-        return out
+        return out, len(raw)
 
     def _overflow_chain(self, queue: QueueConfig) -> list[QueueConfig]:
         chain = [queue]
@@ -284,6 +294,13 @@ class Engine:
         for value, what in ((queue, "queue"), (agent, "agent"), (by_agent, "by_agent")):
             if value:
                 validate_id(value, what)
+        if queue is not None:
+            target = self.tenant.queues.get(queue)
+            if target is None:
+                raise QueueNotFound(f"queue {queue!r} does not exist", queue=queue)
+            # the contact's own skill requirement goes with it to the new queue
+            contact = await self.get_contact(contact_id)
+            await self.ensure_subqueues(target, contact.skills)
         state, offered, qid = await self._run(
             "transfer", contact_id, queue or "", agent or "", by_agent or ""
         )
@@ -319,8 +336,14 @@ class Engine:
                 raise ValidationError(f"capacity.{ch}: unknown channel", field="capacity")
             if not isinstance(n, int) or not 0 <= n <= 100:
                 raise ValidationError(f"capacity.{ch}: must be an integer 0..100", field="capacity")
+        _, st = await self._upsert(spec, status, "")
+        return st
+
+    async def _upsert(
+        self, spec: AgentSpec, status: AgentStatus, expected_version: str
+    ) -> tuple[str, AgentStatus]:
         while True:
-            subs = await self._subqueue_configs()
+            subs, n_subs = await self._subqueue_snapshot()
             queues = [*self.tenant.queues.values(), *subs]
             lanes = agent_lanes(queues, spec.pool, spec.skills, spec.capacity)
             outcome, st = await self._run(
@@ -331,11 +354,13 @@ class Engine:
                 ",".join(f"{lane}={v}" for lane, v in lanes.items()),
                 codec.agent_blob(spec),
                 AgentStatus(status).value,
-                await self.redis.hlen(self.keys.subqueues),
+                n_subs,
+                expected_version,
             )
+            if _s(outcome) == "stale":
+                return "stale", AgentStatus.OFFLINE
             if _s(outcome) != "retry":
-                break
-        return AgentStatus(_s(st))
+                return _s(outcome), AgentStatus(_s(st))
 
     async def set_agent_status(
         self, agent_id: str, status: AgentStatus | str, reason: str = ""
@@ -374,7 +399,8 @@ class Engine:
         """Open or close a pool's gate. Returns the offers made on opening."""
         if pool not in self.tenant.pools:
             raise PoolNotFound(f"pool {pool!r} does not exist", pool=pool)
-        lanes = ",".join(pool_lanes(self.tenant, pool))
+        subs = await self._subqueue_configs()
+        lanes = ",".join(pool_lanes([*self.tenant.queues.values(), *subs], pool))
         total = 0
         while True:
             _, _, made = await self._run(
@@ -396,7 +422,8 @@ class Engine:
         return int(applied), (int(float(nxt_s)) if nxt_s else None)
 
     async def run_due_timers(self, batch: int = 500) -> int:
-        """Apply timers until none is due at the clock's current time."""
+        """Apply due timers in batches until a batch comes back short. Timers that
+        applying them made due (e.g. a zero wrap-up) wait for the next call."""
         total = 0
         while True:
             applied, _ = await self.run_timers(batch)

@@ -1,6 +1,6 @@
 """One error hierarchy for the whole engine.
 
-Lua scripts fail with `redis.error_reply("SB<CODE> message")`; `from_script_error`
+Lua scripts fail with `error({err = "SB<CODE> message"})`; `from_script_error`
 maps that code to the typed exception here, so callers never parse strings.
 HTTP maps each class to a status via `http_status`.
 """

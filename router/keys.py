@@ -82,7 +82,7 @@ class TenantKeys:
         return self.prefix + "q:" + queue_id
 
     def waiting(self, queue_id: str, channel: str, stage: int) -> str:
-        """Sorted set of waiting contacts at one stage; score = enqueued - priority*aging."""
+        """Sorted set of waiting contacts at one stage; score = created - priority*aging."""
         return f"{self.prefix}w:{queue_id}:{channel}:{stage}"
 
     def ready(self, queue_id: str, channel: str, entry_stage: int, pool: str) -> str:

@@ -181,7 +181,7 @@ async def _stage(eng: Engine) -> dict[str, list[Any]]:
         "abandon": ["res", ""],
         "transfer": ["asg", "voice", "", ""],
         "offer": ["q1", "a4"],
-        "agent_upsert": ["a9", "inhouse", "chat=1", "chat:chat=0:0", ablob, "available", 0],
+        "agent_upsert": ["a9", "inhouse", "chat=1", "chat:chat=0:0", ablob, "available", 0, ""],
         "agent_status": ["a1", "away", ""],
         "heartbeat": ["a1"],
         "timers": [100],

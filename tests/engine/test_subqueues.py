@@ -79,3 +79,76 @@ async def test_transfer_carries_the_requirement_to_the_new_queue(
     await eng.upsert_agent(agent("de", skills={"german": 5}), AgentStatus.AVAILABLE)
     assert (await eng.get_contact(r.contact_id)).agent == "de"
     await assert_invariants(redis, eng.tenant)
+
+
+TWO_CHAT_QUEUES = """
+[pools.inhouse]
+kind = "inhouse"
+
+[pools.near]
+kind = "outsourced"
+vendor = "Near Co"
+location = "nearshore"
+
+[queues.sales]
+channel = "chat"
+pools = ["inhouse"]
+
+[queues.care]
+channel = "chat"
+pools = ["inhouse", "near"]
+"""
+
+
+async def test_transfer_to_another_queue_creates_its_subqueue(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    eng = await make_engine(TWO_CHAT_QUEUES)
+    await eng.upsert_agent(agent("plain", skills={}, capacity={"chat": 1}), AgentStatus.AVAILABLE)
+    r = await eng.create_contact(NewContact(channel="chat", queue="sales", skills={"dutch": 2}))
+    assert r.state is ContactState.QUEUED  # "plain" does not speak Dutch
+    t = await eng.transfer(r.contact_id, queue="care")
+    assert t.state is ContactState.QUEUED and t.agent is None and t.queue == "care"
+    await eng.upsert_agent(
+        agent("nl", skills={"dutch": 3}, capacity={"chat": 1}), AgentStatus.AVAILABLE
+    )
+    c = await eng.get_contact(r.contact_id)
+    assert c.agent == "nl" and c.queue == "care"
+    evs = [
+        {k.decode(): v.decode() for k, v in f.items()}
+        for _, f in await redis.xrange(eng.keys.events)
+    ]
+    moved = next(e for e in evs if e["type"] == "contact.transferred")
+    assert moved["from_queue"] == "sales" and moved["queue"] == "care"
+    await assert_invariants(redis, eng.tenant)
+
+
+async def test_opening_a_pool_dispatches_subqueue_contacts(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    eng = await make_engine(TWO_CHAT_QUEUES)
+    await eng.set_pool_open("near", False)
+    await eng.upsert_agent(
+        agent("v1", pool="near", skills={"dutch": 3}, capacity={"chat": 1}), AgentStatus.AVAILABLE
+    )
+    r = await eng.create_contact(NewContact(channel="chat", queue="care", skills={"dutch": 2}))
+    assert r.state is ContactState.QUEUED
+    assert await eng.set_pool_open("near", True) == 1
+    assert (await eng.get_contact(r.contact_id)).agent == "v1"
+    await assert_invariants(redis, eng.tenant)
+
+
+async def test_config_reapply_does_not_undo_a_concurrent_agent_change(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    eng = await make_engine()
+    await eng.upsert_agent(agent("a1", capacity={"chat": 1}), AgentStatus.AVAILABLE)
+    version = (await redis.hget(eng.keys.agent("a1"), "ver")).decode()
+    # another process raises a1's chat capacity after our snapshot ...
+    await eng.upsert_agent(agent("a1", capacity={"chat": 3}))
+    # ... so a re-lane from the old snapshot is refused, and changes nothing
+    outcome, _ = await eng._upsert(agent("a1", capacity={"chat": 1}), AgentStatus.OFFLINE, version)
+    assert outcome == "stale"
+    assert (await eng.get_agent("a1")).capacity == {"chat": 3}
+    await eng.apply_config()
+    assert (await eng.get_agent("a1")).capacity == {"chat": 3}

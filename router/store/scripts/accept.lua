@@ -7,7 +7,7 @@ ARGV[2]  contact id
 ARGV[3]  agent id
 
 Returns  { 'assigned', wait_ms }
-Errors   SBNOCONTACT, SBSTATE (not reserved), SBWRONGAGENT (offered to someone else),
+Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not reserved), SBWRONGAGENT (offered to someone else),
          SBEXPIRED (deadline passed; the timer will requeue it)
 Events   contact.assigned
 ]]

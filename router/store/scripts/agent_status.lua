@@ -26,7 +26,7 @@ call('HSET', P .. 'a:' .. a.id, 'seen', NOW)
 if meta().presence > 0 and status ~= 'offline' then
   call('ZADD', K_TIMERS, NOW + meta().presence, 'h|' .. a.id) -- a status call is a heartbeat
 end
-local changed = set_status(a, status, reason)
+local changed = set_status(a, status, reason, true)
 if changed then
   if status == 'available' then
     route_agent(a)

@@ -12,10 +12,13 @@ ARGV[5]  lanes: 'queue:channel=entry:rank,...'
 ARGV[6]  data: msgpack record (name, skills)
 ARGV[7]  status for a new agent: available|away|offline
 ARGV[8]  number of sub-queues the engine computed lanes for
+ARGV[9]  expected record version ('' = any): a re-lane from a snapshot must not
+         overwrite a concurrent change
 
 Returns  { 'created' | 'updated', status }, or { 'retry', '' } when a sub-queue
-         was created meanwhile (its lanes are missing): nothing was changed.
-Errors   SBNOPOOL (pool not in config)
+         was created meanwhile (its lanes are missing), or { 'stale', '' } when
+         the record changed since ARGV[9]: nothing was changed.
+Errors   SBNOPOOL (pool not in config), SBINVALID (status, lanes, numbers)
 Events   agent.capacity_changed (on creation and on every update), agent.status_changed
          for a new agent, contact.reservation_rejected (reason capacity_reduced) for
          pending offers beyond a reduced capacity; then contact.reserved for work it
@@ -40,6 +43,10 @@ if call('HLEN', P .. 'subqueues') ~= tonumber(ARGV[8]) then
   return { 'retry', '' }
 end
 local akey = P .. 'a:' .. aid
+local expect = ARGV[9] or ''
+if expect ~= '' and num(call('HGET', akey, 'ver'), 0) ~= tonumber(expect) then
+  return { 'stale', '' }
+end
 local a = load_agent(aid)
 local created = a == nil
 
@@ -58,6 +65,7 @@ else
 end
 a.pool = pool
 call('HSET', akey, 'pool', pool, 'data', ARGV[6], 'caps', caps)
+call('HINCRBY', akey, 'ver', 1)
 for ch, n in string.gmatch(caps, '([^,=]+)=(%d+)') do
   call('HSET', akey, 'cap:' .. ch, tonumber(n))
 end
@@ -82,7 +90,7 @@ for i = 1, #held do
   end
 end
 if created and status ~= 'offline' then
-  set_status(a, status, '')
+  set_status(a, status, '', true)
 else
   sync_agent(a)
 end

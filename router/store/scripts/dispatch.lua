@@ -9,6 +9,7 @@ ARGV[2]  lanes 'queue:channel,...'
 ARGV[3]  max offers to make
 
 Returns  { offers made }
+Errors   SBINVALID (max offers)
 Events   contact.reserved
 ]]
 
@@ -16,4 +17,6 @@ Events   contact.reserved
 
 --!include lib/dispatch.lua
 
-return { dispatch_lanes(ARGV[2], tonumber(ARGV[3])) }
+local limit = tonumber(ARGV[3])
+if not limit or limit < 1 then raise('SBINVALID', 'max offers must be a positive number') end
+return { dispatch_lanes(ARGV[2], limit) }

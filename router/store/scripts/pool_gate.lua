@@ -12,7 +12,7 @@ ARGV[5]  lanes to dispatch on opening: 'queue:channel,...'
 ARGV[6]  max offers to make (the caller repeats while the limit is reached)
 
 Returns  { open 0|1, changed 0|1, offers made }
-Errors   SBNOPOOL
+Errors   SBNOPOOL, SBINVALID (offer limit)
 Events   pool.gate_changed, contact.reserved
 ]]
 

@@ -16,11 +16,13 @@ ARGV[1]  now (ms)
 ARGV[2]  batch size
 
 Returns  { timers applied, due time of the next timer or '' }
+Errors   SBINVALID (batch size)
 ]]
 
 --!include lib/core.lua
 
 local batch = tonumber(ARGV[2])
+if not batch or batch < 1 then raise('SBINVALID', 'batch size must be a positive number') end
 local due = call('ZRANGEBYSCORE', K_TIMERS, '-inf', NOW, 'LIMIT', 0, batch)
 
 local function expire_offer(c)

@@ -69,7 +69,7 @@ else
   place_for_agent(c, target.id, NOW + meta().xferms)
   schedule_stage(c) -- its queue's overflow clock keeps running meanwhile
 end
-emit('contact.transferred', cfields(c, { 'from_queue', from_queue, 'from_agent', from_agent,
+emit('contact.transferred', cfields(c, { 'from_queue', base_queue(from_queue), 'from_agent', from_agent,
   'from_state', from_state, 'to_agent', ta, 'wait_ms', NOW - c.created }))
 local aid = route_contact(c)
 if holder then route_agent(holder) end

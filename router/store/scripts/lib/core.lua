@@ -255,7 +255,7 @@ local function release(a, c)
   sync_agent(a)
 end
 
-local function set_status(a, status, reason)
+local function set_status(a, status, reason, from_agent)
   if a.status == status and a.reason == reason then return false end
   local prev = a.status
   a.status = status
@@ -269,8 +269,9 @@ local function set_status(a, status, reason)
     fields[#fields + 1] = 'misses'
     fields[#fields + 1] = 0
   end
-  if status ~= 'offline' and meta().presence > 0 then
-    -- presence: without a heartbeat before this deadline the agent goes offline
+  if from_agent and status ~= 'offline' and meta().presence > 0 then
+    -- a status call from the agent's desktop is a heartbeat: without another
+    -- one before this deadline the agent goes offline
     fields[#fields + 1] = 'seen'
     fields[#fields + 1] = NOW
     call('ZADD', K_TIMERS, NOW + meta().presence, 'h|' .. a.id)

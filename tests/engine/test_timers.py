@@ -352,3 +352,15 @@ async def test_concurrent_offer_expiry_and_accept(make_engine: EngineFactory) ->
     for i in range(10):
         a = await eng.get_agent(f"a{i}")
         assert a.missed_offers == 1 and len(a.load) <= 1
+
+
+async def test_one_timer_run_catches_up_on_stages_that_became_due(
+    make_engine: EngineFactory,
+) -> None:
+    """After a pause (an outage, a jump in virtual time) every overdue stage opens at once."""
+    clock = VirtualClock()
+    eng = await make_engine(clock=clock)
+    r = await eng.create_contact(NewContact(channel="voice", queue="voice"))
+    clock.advance(120)  # past both the 30 s and the 90 s stage
+    await eng.run_due_timers()
+    assert (await eng.get_contact(r.contact_id)).stage == 2

@@ -8,14 +8,16 @@ server restart or SCRIPT FLUSH).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
 from ..errors import SwitchboardError, from_script_error
 
@@ -65,24 +67,96 @@ def script_error(exc: ResponseError) -> SwitchboardError | None:
 
 
 class Scripts:
-    """All transition scripts, registered on one client."""
+    """All transition scripts, registered on one client.
 
-    def __init__(self, redis: Redis) -> None:
+    Calls made by concurrent tasks in the same event-loop tick share one
+    round trip: they go out as one non-transactional pipeline of EVALSHAs.
+    Each call is still its own atomic script and gets its own reply or typed
+    error; only the network round trip and the client's per-command overhead
+    are shared. A lone call still costs one round trip, with no added wait.
+    """
+
+    def __init__(self, redis: Redis, max_batch: int = 32) -> None:
+        self._redis = redis
         self._scripts: dict[str, AsyncScript] = {
             name: redis.register_script(script_source(name)) for name in SCRIPT_NAMES
         }
+        self.max_batch = max_batch
+        self._pending: list[_Call] = []
+        self._scheduled = False
+        self._sending: set[asyncio.Task[None]] = set()
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
+        loop = asyncio.get_running_loop()
+        call = _Call(name, [*keys, *args], len(keys), loop.create_future())
+        self._pending.append(call)
+        if len(self._pending) >= self.max_batch:
+            self._flush()
+        elif not self._scheduled:
+            self._scheduled = True
+            loop.call_soon(self._flush)
+        return await call.future
+
+    def _flush(self) -> None:
+        self._scheduled = False
+        batch, self._pending = self._pending, []
+        if batch:
+            task = asyncio.ensure_future(self._send(batch))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
+    async def _send(self, batch: list[_Call]) -> None:
         try:
-            return await self._scripts[name](keys=list(keys), args=list(args))
-        except ResponseError as exc:
-            typed = script_error(exc)
-            if typed is not None:
-                raise typed from None
-            raise
+            replies = await self._execute(batch)
+            missing = [
+                c for c, r in zip(batch, replies, strict=True) if isinstance(r, NoScriptError)
+            ]
+            if missing:
+                # The server lost its script cache (restart, SCRIPT FLUSH). A
+                # NOSCRIPT reply means the call did not run, so it is safe to retry.
+                for name in {c.name for c in missing}:
+                    await self._redis.script_load(self._scripts[name].script)
+                retried = iter(await self._execute(missing))
+                replies = [next(retried) if isinstance(r, NoScriptError) else r for r in replies]
+        except BaseException as exc:  # connection lost, cancelled: every caller hears of it
+            for c in batch:
+                if not c.future.done():
+                    c.future.set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for c, reply in zip(batch, replies, strict=True):
+            if c.future.done():
+                continue
+            if isinstance(reply, ResponseError):
+                c.future.set_exception(script_error(reply) or reply)
+            elif isinstance(reply, Exception):
+                c.future.set_exception(reply)
+            else:
+                c.future.set_result(reply)
+
+    async def _execute(self, batch: list[_Call]) -> list[Any]:
+        if len(batch) == 1:
+            c = batch[0]
+            try:
+                return [await self._redis.evalsha(self.sha(c.name), c.nkeys, *c.argv)]
+            except ResponseError as exc:
+                return [exc]
+        pipe = self._redis.pipeline(transaction=False)
+        for c in batch:
+            pipe.evalsha(self.sha(c.name), c.nkeys, *c.argv)
+        return list(await pipe.execute(raise_on_error=False))
 
     def sha(self, name: str) -> str:
         return str(self._scripts[name].sha)
 
     def script(self, name: str) -> AsyncScript:
         return self._scripts[name]
+
+
+@dataclass
+class _Call:
+    name: str
+    argv: list[Any]
+    nkeys: int
+    future: asyncio.Future[Any]

@@ -39,3 +39,30 @@ async def test_capacity_cut_returns_pending_offers_and_keeps_accepted_work(
     assert {e["contact"] for e in returned} == set(ids[1:])
     assert {e["reason"] for e in returned} == {"capacity_reduced"}
     await assert_invariants(redis, eng.tenant)
+
+
+async def test_transfer_then_reoffer_to_the_same_agent_counts_its_load_once(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    """Found by the state machine: one script touching the same agent through two
+    paths must not charge its load from a stale count."""
+    eng = await make_engine()
+    await eng.upsert_agent(
+        agent("a3", skills={"billing": 5, "spanish": 4}, capacity={"chat": 1, "voice": 1}),
+        AgentStatus.AVAILABLE,
+    )
+    chat = await eng.create_contact(NewContact(channel="chat", queue="chat", id="k1"))
+    assert chat.agent == "a3"
+    # a Spanish call that prefers a3 waits for it (a3 is on a chat, voice is exclusive)
+    call = await eng.create_contact(
+        NewContact(
+            channel="voice", queue="voice", id="k2", preferred_agent="a3", skills={"spanish": 2}
+        )
+    )
+    assert call.state is ContactState.QUEUED
+    # moving the chat frees a3 and re-offers the chat to it; the waiting call must not
+    # also be offered on top of it
+    await eng.transfer("k1", queue="chat")
+    a3 = await eng.get_agent("a3")
+    assert sum(a3.load.values()) == len(a3.contacts) == 1
+    await assert_invariants(redis, eng.tenant)

@@ -123,10 +123,19 @@ end
 local CF = { 'state', 'queue', 'channel', 'stage', 'score', 'prio', 'created', 'qentered', 'agent',
   'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered', 'sig' }
 
+-- One table per contact and per agent within a script run: every function
+-- that changes one sees the others' changes (two copies of the same agent
+-- would charge its load twice from a stale count).
+local CONTACTS = {}
+local AGENTS = {}
+
 local function load_contact(cid)
+  local cached = CONTACTS[cid]
+  if cached then return cached end
   local v = call('HMGET', P .. 'c:' .. cid, unpack(CF))
   if not v[1] then return nil end
   local c = { id = cid }
+  CONTACTS[cid] = c
   for i = 1, #CF do c[CF[i]] = str(v[i]) end
   c.stage = num(c.stage, 0)
   c.score = num(c.score, 0)
@@ -166,11 +175,15 @@ end
 -- agents ------------------------------------------------------------------
 
 local function load_agent(aid)
+  local cached = AGENTS[aid]
+  if cached then return cached end
   local v = call('HMGET', P .. 'a:' .. aid, 'status', 'pool', 'idle', 'tload', 'xload', 'misses',
     'reason')
   if not v[1] then return nil end
-  return { id = aid, status = v[1], pool = v[2], idle = num(v[3], 0), tload = num(v[4], 0),
+  local a = { id = aid, status = v[1], pool = v[2], idle = num(v[3], 0), tload = num(v[4], 0),
     xload = num(v[5], 0), misses = num(v[6], 0), reason = str(v[7]) }
+  AGENTS[aid] = a
+  return a
 end
 
 local function must_agent(aid)

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
-from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -27,19 +26,16 @@ from .factories import tenant_toml
 
 
 @pytest.fixture(scope="session")
-def valkey(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedValkey]:
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's server: SWITCHBOARD_TEST_REDIS_URL if set, else an embedded Valkey."""
     url = os.environ.get("SWITCHBOARD_TEST_REDIS_URL")
     if url:
-        pytest.skip("external server given; embedded fixture not used")
+        yield url
+        return
     server = EmbeddedValkey(tmp_path_factory.mktemp("valkey"))
     server.start()
-    yield server
+    yield server.url
     server.stop()
-
-
-@pytest.fixture(scope="session")
-def redis_url(valkey: EmbeddedValkey) -> str:
-    return valkey.url
 
 
 @pytest.fixture(scope="session")
@@ -86,8 +82,3 @@ async def make_engine(redis: Redis, scripts: Scripts) -> AsyncIterator[EngineFac
     yield factory
     for tid in made:
         await drop_tenant(redis, tid)
-
-
-@pytest.fixture
-def tmp_dir(tmp_path: Path) -> Path:
-    return tmp_path

@@ -14,14 +14,8 @@ Events   contact.assigned
 
 --!include lib/core.lua
 
-local c = must_contact(ARGV[2])
+local c = must_offer(ARGV[2], ARGV[3])
 local aid = ARGV[3]
-if c.state ~= 'reserved' then
-  raise('SBSTATE', 'contact ' .. c.id .. ' is ' .. c.state .. ', not reserved')
-end
-if c.agent ~= aid then
-  raise('SBWRONGAGENT', 'contact ' .. c.id .. ' is not offered to agent ' .. aid)
-end
 if tonumber(c.deadline) <= NOW then
   raise('SBEXPIRED', 'the offer of contact ' .. c.id .. ' expired')
 end

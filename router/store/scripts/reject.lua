@@ -15,14 +15,8 @@ Events   contact.reservation_rejected, maybe agent.status_changed (too many miss
 
 --!include lib/core.lua
 
-local c = must_contact(ARGV[2])
+local c = must_offer(ARGV[2], ARGV[3])
 local aid = ARGV[3]
-if c.state ~= 'reserved' then
-  raise('SBSTATE', 'contact ' .. c.id .. ' is ' .. c.state .. ', not reserved')
-end
-if c.agent ~= aid then
-  raise('SBWRONGAGENT', 'contact ' .. c.id .. ' is not offered to agent ' .. aid)
-end
 local a = must_agent(aid)
 local reason = ARGV[4]
 if reason == '' then reason = 'declined' end

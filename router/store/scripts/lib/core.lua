@@ -158,6 +158,18 @@ local function base_queue(q)
   return (string.match(q, '^([^~]+)'))
 end
 
+-- The contact, which must be on offer to this agent.
+local function must_offer(cid, aid)
+  local c = must_contact(cid)
+  if c.state ~= 'reserved' then
+    raise('SBSTATE', 'contact ' .. c.id .. ' is ' .. c.state .. ', not reserved')
+  end
+  if c.agent ~= aid then
+    raise('SBWRONGAGENT', 'contact ' .. c.id .. ' is not offered to agent ' .. aid)
+  end
+  return c
+end
+
 local function cfields(c, extra)
   local base = base_queue(c.queue)
   local f = { 'contact', c.id, 'queue', base, 'channel', c.channel, 'stage', c.stage,

@@ -8,10 +8,10 @@ from typing import Any
 from router.clock import VirtualClock
 from router.engine import Engine
 from router.errors import QueueFull
-from router.model import ContactState, Customer, NewContact
+from router.model import AgentStatus, ContactState, Customer, NewContact
 
 from ..conftest import EngineFactory
-from ..factories import BASE_BODY
+from ..factories import BASE_BODY, agent
 from .test_transitions import (
     chat,
     events,
@@ -607,3 +607,11 @@ async def test_why_names_strategy_candidates_and_choice(make_engine: EngineFacto
     ev = (await events(eng))[-1]
     assert ev["type"] == "contact.reserved" and ev["agent"] == "a1"
     assert json.loads(ev["why"]) == c.why
+
+
+async def test_preferred_agent_who_is_away_is_not_waited_for(make_engine: EngineFactory) -> None:
+    eng = await make_engine(NO_PRESENCE)
+    await eng.upsert_agent(agent("pref"), AgentStatus.AWAY)
+    await eng.upsert_agent(agent("other"), AgentStatus.AVAILABLE)
+    r = await eng.create_contact(NewContact(channel="voice", queue="voice", preferred_agent="pref"))
+    assert r.agent == "other"

@@ -68,7 +68,8 @@ call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', c
   'sig', sig)
 local c = load_contact(cid)
 emit('contact.received', cfields(c, { 'requested_queue', q }))
-if pa and pref_ms > 0 then
+-- the preferred agent is worth waiting for only while it is signed in and available
+if pa and pref_ms > 0 and pa.status == 'available' then
   place_for_agent(c, pa.id, NOW + pref_ms)
 else
   place_in_queue(c)

@@ -50,4 +50,7 @@ def queue_fields(tenant: TenantConfig, queue: QueueConfig) -> dict[FieldT, Encod
         "full": "overflow" if queue.when_full is FullAction.OVERFLOW else "reject",
         "ovq": queue.overflow_queue or "",
         "wrap": ",".join(f"{ch}={tenant.wrap_up_ms(queue, ch)}" for ch in queue.channels),
+        # SLA target, kept with the queue for the SLA timers and metrics to read
+        "sla_ms": _ms(queue.sla.threshold_s),
+        "sla_target": repr(queue.sla.target),
     }

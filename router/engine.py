@@ -267,6 +267,11 @@ class Engine:
         validate_id(contact_id, "contact")
         if agent_id:
             validate_id(agent_id, "agent")
+        if not skip_wrap_up:
+            # The light script first: most conversations go on to wrap-up.
+            outcome, _ = await self._run("wrap_up", contact_id, agent_id or "", disposition)
+            if _s(outcome) == "wrap_up":
+                return ContactState.WRAP_UP
         (state,) = await self._run(
             "complete", contact_id, agent_id or "", disposition, 1 if skip_wrap_up else 0
         )
@@ -276,7 +281,11 @@ class Engine:
         self, contact_id: str, agent_id: str | None = None, disposition: str = ""
     ) -> ContactState:
         """The agent says wrap-up is done (the timer does the same when it runs out)."""
-        return await self.complete(contact_id, agent_id, disposition)
+        validate_id(contact_id, "contact")
+        if agent_id:
+            validate_id(agent_id, "agent")
+        (state,) = await self._run("complete", contact_id, agent_id or "", disposition, 0)
+        return ContactState(_s(state))
 
     async def abandon(self, contact_id: str, reason: str = "") -> None:
         validate_id(contact_id, "contact")

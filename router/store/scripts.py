@@ -29,6 +29,7 @@ SCRIPT_NAMES = (
     "accept",
     "reject",
     "complete",
+    "wrap_up",
     "abandon",
     "transfer",
     "offer",

@@ -12,7 +12,7 @@ Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not reserved), SBWRONGAGENT (offered t
 Events   contact.assigned
 ]]
 
---!include lib/core.lua
+--!include lib/base.lua
 
 local c = must_offer(ARGV[2], ARGV[3])
 local aid = ARGV[3]

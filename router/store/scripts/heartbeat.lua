@@ -10,7 +10,7 @@ Returns  { status }
 Errors   SBNOAGENT
 ]]
 
---!include lib/core.lua
+--!include lib/base.lua
 
 local a = must_agent(ARGV[2])
 call('HSET', P .. 'a:' .. a.id, 'seen', NOW)

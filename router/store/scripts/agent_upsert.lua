@@ -74,6 +74,7 @@ call('DEL', lkey)
 for lane, v in string.gmatch(lanes, '([^,=]+)=([^,]+)') do
   call('HSET', lkey, lane, v)
 end
+forget_lanes(a) -- new lanes and capacities
 emit('agent.capacity_changed', { 'agent', aid, 'pool', pool, 'capacity', caps, 'lanes', lanes })
 -- Capacity cut below what the agent holds: pending offers on those channels go
 -- back to their queues; accepted contacts stay (their customers are being served).

@@ -22,6 +22,7 @@ for i = 3, #ARGV, 2 do
   local a = load_agent(ARGV[i])
   if a then
     call('HSET', P .. 'al:' .. a.id, lane, ARGV[i + 1])
+    forget_lanes(a)
     sync_agent(a)
     touched[#touched + 1] = a
     n = n + 1

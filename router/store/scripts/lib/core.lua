@@ -19,9 +19,38 @@ Key names mirror router/keys.py; see docs/architecture.md.
 
 --!include lib/base.lua
 
+-- Capacity and load of an agent on one channel, read once per script run and
+-- kept current by charge and release.
 local function capload(a, ch)
-  local v = call('HMGET', P .. 'a:' .. a.id, 'cap:' .. ch, 'load:' .. ch)
-  return num(v[1], 0), num(v[2], 0)
+  if not a.cl then a.cl = {} end
+  local x = a.cl[ch]
+  if not x then
+    local v = call('HMGET', P .. 'a:' .. a.id, 'cap:' .. ch, 'load:' .. ch)
+    x = { num(v[1], 0), num(v[2], 0) }
+    a.cl[ch] = x
+  end
+  return x[1], x[2]
+end
+
+-- The agent's lanes, parsed once per script run. Whoever rewrites `al:` or
+-- the capacities (agent_upsert, lanes_add) calls forget_lanes.
+local function agent_lanes(a)
+  if not a.lanes then
+    local raw = call('HGETALL', P .. 'al:' .. a.id)
+    local lanes = {}
+    for i = 1, #raw, 2 do
+      local q, ch = string.match(raw[i], '^(.+):([^:]+)$')
+      local e, rank = string.match(raw[i + 1], '^(%d+):(%d+)$')
+      lanes[#lanes + 1] = { lane = raw[i], q = q, ch = ch, e = tonumber(e), rank = tonumber(rank) }
+    end
+    a.lanes = lanes
+  end
+  return a.lanes
+end
+
+local function forget_lanes(a)
+  a.lanes = nil
+  a.cl = nil
 end
 
 -- Whether the agent may take one more contact on `ch` (status, capacity and
@@ -43,22 +72,14 @@ end
 
 -- Put the agent in, or take it out of, the ready set of each of its lanes.
 local function sync_agent(a)
-  local lanes = call('HGETALL', P .. 'al:' .. a.id)
-  local cl = {}
-  for i = 1, #lanes, 2 do
-    local lane = lanes[i]
-    local q, ch = string.match(lane, '^(.+):([^:]+)$')
-    local e, rank = string.match(lanes[i + 1], '^(%d+):(%d+)$')
-    local key = P .. 'r:' .. lane .. ':' .. e .. ':' .. a.pool
-    local x = cl[ch]
-    if not x then
-      local cap, load = capload(a, ch)
-      x = { cap, load }
-      cl[ch] = x
-    end
-    if ready_on(a, ch, x[1], x[2]) then
-      local qc = qcfg(q)
-      call('ZADD', key, agent_score(a, qc and qc.strat or 'li', tonumber(rank), x[1], x[2]), a.id)
+  local lanes = agent_lanes(a)
+  for i = 1, #lanes do
+    local l = lanes[i]
+    local key = P .. 'r:' .. l.lane .. ':' .. l.e .. ':' .. a.pool
+    local cap, load = capload(a, l.ch)
+    if ready_on(a, l.ch, cap, load) then
+      local qc = qcfg(l.q)
+      call('ZADD', key, agent_score(a, qc and qc.strat or 'li', l.rank, cap, load), a.id)
     else
       call('ZREM', key, a.id)
     end
@@ -66,16 +87,16 @@ local function sync_agent(a)
 end
 
 local function unsync_agent(a)
-  local lanes = call('HGETALL', P .. 'al:' .. a.id)
-  for i = 1, #lanes, 2 do
-    local e = string.match(lanes[i + 1], '^(%d+):')
-    call('ZREM', P .. 'r:' .. lanes[i] .. ':' .. e .. ':' .. a.pool, a.id)
+  local lanes = agent_lanes(a)
+  for i = 1, #lanes do
+    call('ZREM', P .. 'r:' .. lanes[i].lane .. ':' .. lanes[i].e .. ':' .. a.pool, a.id)
   end
 end
 
 local function charge(a, c)
   local akey = P .. 'a:' .. a.id
-  call('HINCRBY', akey, 'load:' .. c.channel, 1)
+  local load = call('HINCRBY', akey, 'load:' .. c.channel, 1)
+  if a.cl and a.cl[c.channel] then a.cl[c.channel][2] = load end
   a.tload = a.tload + 1
   if is_excl(c.channel) then a.xload = a.xload + 1 end
   a.idle = NOW
@@ -87,7 +108,8 @@ end
 local function release(a, c)
   local akey = P .. 'a:' .. a.id
   if call('SREM', P .. 'ac:' .. a.id, c.id) == 0 then return end
-  call('HINCRBY', akey, 'load:' .. c.channel, -1)
+  local load = call('HINCRBY', akey, 'load:' .. c.channel, -1)
+  if a.cl and a.cl[c.channel] then a.cl[c.channel][2] = load end
   a.tload = a.tload - 1
   if is_excl(c.channel) then a.xload = a.xload - 1 end
   if a.tload == 0 then a.idle = NOW end
@@ -295,17 +317,15 @@ local function find_contact(a)
   end
   local nd = call('SCARD', P .. 'ad:' .. a.id)
   if nd > DECLINE_SCAN then nd = DECLINE_SCAN end
-  local lanes = call('HGETALL', P .. 'al:' .. a.id)
+  local lanes = agent_lanes(a)
   local best, bestscore
   local seen = {}
-  for i = 1, #lanes, 2 do
-    local lane = lanes[i]
-    local q, ch = string.match(lane, '^(.+):([^:]+)$')
-    if ok_on(ch) then
+  for i = 1, #lanes do
+    local lane, q = lanes[i].lane, lanes[i].q
+    if ok_on(lanes[i].ch) then
       local qc = qcfg(q)
-      local e = tonumber(string.match(lanes[i + 1], '^(%d+):'))
       if qc then
-        for k = e, qc.nst - 1 do
+        for k = lanes[i].e, qc.nst - 1 do
           local items = call('ZRANGE', P .. 'w:' .. lane .. ':' .. k, 0, nd, 'WITHSCORES')
           for j = 1, #items, 2 do
             local cid = items[j]

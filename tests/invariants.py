@@ -144,6 +144,23 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
         f"ready sets wrong: extra {actual_ready - expected_ready}, "
         f"missing {expected_ready - actual_ready}"
     )
+    # ... and each is ranked by its queue's strategy key
+    for key, members in s.sets.items():
+        if not key.startswith("r:"):
+            continue
+        _, q, ch, _, _ = key.split(":")
+        strategy = tenant.queues[q.split("~")[0]].strategy.value
+        for aid, score in members.items():
+            a = s.agents[aid]
+            idle = int(a["idle"])
+            rank = int(s.lanes[aid][f"{q}:{ch}"].split(":")[1])
+            cap, load = int(a[f"cap:{ch}"]), int(a.get(f"load:{ch}", 0) or 0)
+            want = {
+                "longest_idle": idle,
+                "least_occupied": (100 * load // cap) * 10**13 + idle,
+                "highest_proficiency": (99 - rank) * 10**13 + idle,
+            }[strategy]
+            assert score == want, f"{aid} ranked {score} in {key}, want {want} ({strategy})"
     # 4. queue order: a waiting contact's score is created - priority * aging of its queue
     for cid, c in s.contacts.items():
         if c["state"] in WAITING:

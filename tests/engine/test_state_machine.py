@@ -26,10 +26,35 @@ from router.errors import SwitchboardError
 from router.model import AgentSpec, AgentStatus, NewContact
 
 from ..conftest import drop_tenant
-from ..factories import tenant_toml
+from ..factories import BASE_BODY, tenant_toml
 from ..invariants import assert_invariants
 
-QUEUES = [("voice", "voice"), ("chat", "chat"), ("email", "email")]
+QUEUES = [
+    ("voice", "voice"),
+    ("chat", "chat"),
+    ("email", "email"),
+    ("social", "social"),
+    ("social", "sms"),
+]
+# The shared test config, plus one queue that takes two channels and ranks
+# agents by occupancy, so both show up in random traffic too.
+MACHINE_BODY = (
+    BASE_BODY.replace(
+        "wrap_up_s = { voice = 10, chat = 0, email = 0 }",
+        "wrap_up_s = { voice = 10, chat = 0, email = 0, social = 5 }",
+    )
+    + """
+[queues.social]
+channels = ["social", "sms"]
+pools = ["near"]
+strategy = "least_occupied"
+offer_timeout_s = 15
+
+[[queues.social.overflow]]
+after_s = 60
+pools = ["inhouse"]
+"""
+)
 POOLS = ["inhouse", "near", "off"]
 AGENTS = [f"a{i}" for i in range(6)]
 
@@ -43,7 +68,7 @@ class RoutingMachine(RuleBasedStateMachine):
         self.redis = Redis.from_url(self.redis_url)
         self.clock = VirtualClock()
         tid = "h" + uuid.uuid4().hex[:12]
-        self.tenant = load_config_text(tenant_toml(tid), "<test>").tenants[tid]
+        self.tenant = load_config_text(tenant_toml(tid, MACHINE_BODY), "<test>").tenants[tid]
         self.engine = Engine(self.redis, self.tenant, self.clock)
         self.n = 0
         self.created: list[str] = []
@@ -92,6 +117,7 @@ class RoutingMachine(RuleBasedStateMachine):
         voice=st.integers(0, 1),
         chat=st.integers(0, 3),
         email=st.integers(0, 2),
+        social=st.integers(0, 2),
         status=st.sampled_from(list(AgentStatus)),
     )
     def upsert_agent(
@@ -103,9 +129,10 @@ class RoutingMachine(RuleBasedStateMachine):
         voice: int,
         chat: int,
         email: int,
+        social: int,
         status: AgentStatus,
     ) -> None:
-        cap = {"voice": voice, "chat": chat, "email": email}
+        cap = {"voice": voice, "chat": chat, "email": email, "social": social, "sms": social}
         skills = {"billing": level} | ({"spanish": spanish} if spanish else {})
         self.attempt(self.engine.upsert_agent(AgentSpec(aid, pool, aid, skills, cap), status))
 
@@ -166,7 +193,7 @@ class RoutingMachine(RuleBasedStateMachine):
             if to_agent:
                 self.attempt(self.engine.transfer(cid, agent=data.draw(st.sampled_from(AGENTS))))
             else:
-                q = data.draw(st.sampled_from([q for q, _ in QUEUES]))
+                q = data.draw(st.sampled_from(list(dict.fromkeys(q for q, _ in QUEUES))))
                 self.attempt(self.engine.transfer(cid, queue=q))
 
     @rule(pool=st.sampled_from(POOLS), is_open=st.booleans())

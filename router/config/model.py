@@ -110,6 +110,24 @@ class RoutingConfig:
     transfer_wait_s: float = 30.0  # how long a transfer waits for a named agent
 
 
+class Role(StrEnum):
+    INGEST = "ingest"  # create contacts and channel events
+    AGENT = "agent"  # offers and contacts of agents
+    SUPERVISOR = "supervisor"  # read queues, metrics and contacts
+    ADMIN = "admin"  # agents, configuration
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """An API token. Only its SHA-256 is stored; the token itself is never in config."""
+
+    sha256: str  # lowercase hex digest of the token
+    roles: frozenset[Role]
+    name: str = ""
+    agent: str | None = None  # an agent token bound to one agent; None: platform-wide
+    pool: str | None = None  # a supervisor token scoped to one pool
+
+
 @dataclass(frozen=True)
 class RetentionConfig:
     finished_contact_s: float = 86_400.0
@@ -126,6 +144,8 @@ class TenantConfig:
     retention: RetentionConfig = field(default_factory=RetentionConfig)
     pools: dict[str, PoolConfig] = field(default_factory=dict)
     queues: dict[str, QueueConfig] = field(default_factory=dict)
+    tokens: tuple[TokenConfig, ...] = ()
+    default_queues: dict[str, str] = field(default_factory=dict)  # channel -> queue
 
     def wrap_up_ms(self, queue: QueueConfig, channel: str) -> int:
         seconds = queue.wrap_up_s

@@ -16,7 +16,8 @@ from .errors import SwitchboardError
 def _serve(args: argparse.Namespace) -> int:
     from aiohttp import web
 
-    from .service import Service, ServiceOptions, build_app, describe
+    from .api.app import build_api
+    from .service import Service, ServiceOptions, describe
 
     try:
         import uvloop
@@ -31,7 +32,7 @@ def _serve(args: argparse.Namespace) -> int:
         appendfsync=args.appendfsync,
     )
     service = Service(config, options)
-    app = build_app(service)
+    app = build_api(service)
 
     async def announce(app: web.Application) -> None:
         print(describe(service, args.host, args.port), flush=True)

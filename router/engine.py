@@ -422,6 +422,49 @@ class Engine:
     async def pool_is_open(self, pool: str) -> bool:
         return not await self.redis.sismember(self.keys.pools_closed, pool)
 
+    # -- queue state (read-only) --------------------------------------------
+
+    async def queue_snapshot(self, queue_id: str) -> dict[str, int | float | None]:
+        """Waiting count, longest wait and ready agents of a queue and its sub-queues.
+        Cost: one pipelined read per stage, pool and sub-queue; no scan."""
+        queue = self.tenant.queues.get(queue_id)
+        if queue is None:
+            raise QueueNotFound(f"queue {queue_id!r} does not exist", queue=queue_id)
+        routing = [
+            queue,
+            *[q for q in await self._subqueue_configs() if subqueues.base_id(q.id) == queue.id],
+        ]
+        k = self.keys
+        pools = queue.pools_at(len(queue.stages) - 1)
+        pipe = self.redis.pipeline(transaction=False)
+        heads = 0
+        for q in routing:
+            for ch in q.channels:
+                for stage in range(len(q.stages)):
+                    pipe.zcard(k.waiting(q.id, ch, stage))
+                    pipe.zrange(k.waiting(q.id, ch, stage), 0, 0)
+                    heads += 1
+                    for pool in pools:
+                        pipe.zcard(k.ready(q.id, ch, stage, pool))
+        replies = await pipe.execute()
+        waiting = ready = 0
+        head_ids: list[str] = []
+        i = 0
+        for _ in range(heads):
+            waiting += int(replies[i])
+            head_ids += [_s(m) for m in replies[i + 1]]
+            ready += sum(int(n) for n in replies[i + 2 : i + 2 + len(pools)])
+            i += 2 + len(pools)
+        longest = None
+        if head_ids:
+            pipe = self.redis.pipeline(transaction=False)
+            for cid in head_ids:
+                pipe.hget(k.contact(cid), "created")
+            created = [int(_s(v)) for v in await pipe.execute() if v is not None]
+            if created:
+                longest = max(0.0, (self.clock.now_ms() - min(created)) / 1000)
+        return {"waiting": waiting, "longest_wait_s": longest, "agents_available": ready}
+
     # -- timers ------------------------------------------------------------
 
     async def run_timers(self, batch: int = 500) -> tuple[int, int | None]:

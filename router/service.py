@@ -1,7 +1,6 @@
-"""One Switchboard server process: Redis (embedded or given), engines, timers, maintenance, HTTP.
+"""One Switchboard server process: Redis (embedded or given), engines, timers, maintenance.
 
-The HTTP layer here is deliberately thin (health and status); the versioned
-API is built on top of the same `Service`.
+The HTTP API (router/api) runs on top of a `Service` and holds no state of its own.
 """
 
 from __future__ import annotations
@@ -12,7 +11,6 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from aiohttp import web
 from redis.asyncio import Redis
 
 from .clock import Clock, RealClock
@@ -103,31 +101,8 @@ class Service:
             log.info("embedded valkey stopped")
 
 
-def build_app(service: Service) -> web.Application:
-    app = web.Application()
-
-    async def health(request: web.Request) -> web.Response:
-        assert service.redis is not None
-        try:
-            await service.redis.ping()
-        except Exception:
-            return web.json_response({"status": "unavailable"}, status=503)
-        return web.json_response({"status": "ok", "tenants": sorted(service.engines)})
-
-    async def on_startup(app: web.Application) -> None:
-        await service.start()
-
-    async def on_cleanup(app: web.Application) -> None:
-        await service.stop()
-
-    app.router.add_get("/health", health)
-    app.on_startup.append(on_startup)
-    app.on_cleanup.append(on_cleanup)
-    return app
-
-
 def describe(service: Service, host: str, port: int) -> str:
     return (
         f"Switchboard listening on http://{host}:{port}  "
-        f"(health: /health; redis: {redact_url(service.redis_url)})"
+        f"(API: http://{host}:{port}/v1/, health: /healthz; redis: {redact_url(service.redis_url)})"
     )

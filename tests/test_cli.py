@@ -68,12 +68,12 @@ def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
         body = b""
         while time.monotonic() < deadline:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as resp:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1) as resp:
                     body = resp.read()
                     break
             except OSError:
                 time.sleep(0.1)
-        assert b'"ok"' in body and b"demo" in body
+        assert b'"ready"' in body and b"demo" in body
         pid = int((data / "valkey.pid").read_text())
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

@@ -10,11 +10,13 @@ from .model import (
     PoolKind,
     QueueConfig,
     RetentionConfig,
+    Role,
     RoutingConfig,
     SlaTarget,
     StageConfig,
     Strategy,
     TenantConfig,
+    TokenConfig,
 )
 
 __all__ = [
@@ -26,11 +28,13 @@ __all__ = [
     "PoolKind",
     "QueueConfig",
     "RetentionConfig",
+    "Role",
     "RoutingConfig",
     "SlaTarget",
     "StageConfig",
     "Strategy",
     "TenantConfig",
+    "TokenConfig",
     "load_config",
     "load_config_text",
 ]

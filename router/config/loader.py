@@ -31,11 +31,13 @@ from .model import (
     PoolKind,
     QueueConfig,
     RetentionConfig,
+    Role,
     RoutingConfig,
     SlaTarget,
     StageConfig,
     Strategy,
     TenantConfig,
+    TokenConfig,
 )
 
 __all__ = ["load_config", "load_config_text"]
@@ -46,11 +48,30 @@ _BARE_KEY = re.compile(r"[A-Za-z0-9_\-]+\Z")
 _PERCENT = re.compile(r"\s*(\d+(?:\.\d*)?|\.\d+)\s*%\s*\Z")
 _TOML_POSITION = re.compile(r"\s*\(at (?:line (\d+), column (\d+)|end of document)\)\s*\Z")
 _ID_RULE = "must be 1-64 characters of A-Z a-z 0-9 _ . - starting with a letter or digit"
+_SHA256 = re.compile(r"[0-9a-f]{64}\Z")
+_SHA256_HOW = "make one with: printf %s TOKEN | sha256sum"
 
-_SINGLE_TOP_KEYS = ("tenant", "routing", "retention", "pools", "queues")
+_SINGLE_TOP_KEYS = (
+    "tenant",
+    "routing",
+    "retention",
+    "pools",
+    "queues",
+    "tokens",
+    "default_queues",
+)
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
 _TENANT_KEYS = ("id", "name", "channels")
-_MULTI_TENANT_KEYS = ("name", "channels", "routing", "retention", "pools", "queues")
+_MULTI_TENANT_KEYS = (
+    "name",
+    "channels",
+    "routing",
+    "retention",
+    "pools",
+    "queues",
+    "tokens",
+    "default_queues",
+)
 _ROUTING_KEYS = (
     "max_missed_offers",
     "presence_timeout_s",
@@ -81,6 +102,7 @@ _QUEUE_KEYS = (
 )
 _STAGE_KEYS = ("after_s", "pools", "min_proficiency")
 _SLA_KEYS = ("threshold_s", "target")
+_TOKEN_KEYS = ("name", "sha256", "roles", "agent", "pool")
 _MIN_STREAM_LEN = 1000
 
 
@@ -181,6 +203,8 @@ class _Loader:
 
     def __init__(self, source: str) -> None:
         self.source = source
+        # sha256 -> key path of its first definition; a token maps to one tenant only.
+        self.token_paths: dict[str, str] = {}
 
     # -- primitives ---------------------------------------------------------------
 
@@ -367,6 +391,10 @@ class _Loader:
         queues = self.queues(body.get("queues", {}), queues_path, channels, pools)
         if not queues:
             self.fail(queues_path, "a tenant needs at least one queue")
+        tokens = self.tokens(body.get("tokens", []), _key(body_path, "tokens"), pools)
+        default_queues = self.default_queues(
+            body.get("default_queues", {}), _key(body_path, "default_queues"), channels, queues
+        )
         return TenantConfig(
             id=tid,
             name=name,
@@ -375,6 +403,8 @@ class _Loader:
             retention=retention,
             pools=pools,
             queues=queues,
+            tokens=tokens,
+            default_queues=default_queues,
         )
 
     def tenant_channels(self, value: object, path: str) -> tuple[str, ...]:
@@ -726,3 +756,110 @@ class _Loader:
                     _key(_key(path, qid), "overflow_queue"),
                     f"overflow cycle: {' -> '.join([*chain, qid])}",
                 )
+
+    # -- tokens and default queues ------------------------------------------------------
+
+    def tokens(
+        self, value: object, path: str, pools: Mapping[str, PoolConfig]
+    ) -> tuple[TokenConfig, ...]:
+        if not isinstance(value, list):  # no value in the message: it may be a token
+            self.fail(path, f"expected array of tables ([[{path}]]), got {_type_name(value)}")
+        return tuple(self.token(item, _index(path, i), pools) for i, item in enumerate(value))
+
+    def token(self, value: object, path: str, pools: Mapping[str, PoolConfig]) -> TokenConfig:
+        if not isinstance(value, dict):  # no value in the message: it may be a token
+            self.fail(path, f"expected table, got {_type_name(value)}")
+        t: dict[str, Any] = value
+        self.keys(t, path, _TOKEN_KEYS)
+        sha256 = self.sha256(t, path)
+        roles = self.roles(t, path)
+        agent: str | None = None
+        apath = _key(path, "agent")
+        if "agent" in t:
+            if Role.AGENT not in roles:
+                self.fail(apath, 'only allowed when roles include "agent"')
+            agent = self.ident(t["agent"], apath, "agent")
+        pool: str | None = None
+        ppath = _key(path, "pool")
+        if "pool" in t:
+            if Role.SUPERVISOR not in roles:
+                self.fail(ppath, 'only allowed when roles include "supervisor"')
+            pool = self.string(t["pool"], ppath)
+            if pool not in pools:
+                self.fail(ppath, f"unknown pool {pool!r}; defined pools: {_choices(pools)}")
+        return TokenConfig(
+            sha256=sha256,
+            roles=roles,
+            name=self.opt_string(t, path, "name"),
+            agent=agent,
+            pool=pool,
+        )
+
+    def sha256(self, t: Mapping[str, object], path: str) -> str:
+        """The token's digest. The value is never echoed: it may be a pasted secret."""
+        p = _key(path, "sha256")
+        if "sha256" not in t:
+            self.fail(
+                p, f"required: the token's SHA-256 as 64 lowercase hex characters; {_SHA256_HOW}"
+            )
+        raw = t["sha256"]
+        if not isinstance(raw, str):
+            self.fail(p, f"expected string, got {_type_name(raw)}")
+        if _SHA256.match(raw) is None:
+            if len(raw) != 64:
+                got = f"got {len(raw)} characters"
+            elif _SHA256.match(raw.lower()) is not None:
+                got = "got uppercase hex"
+            else:
+                got = "got characters other than 0-9 a-f"
+            self.fail(
+                p,
+                f"must be the token's SHA-256 as 64 lowercase hex characters ({got}); "
+                f"{_SHA256_HOW}",
+            )
+        first = self.token_paths.setdefault(raw, p)
+        if first != p:
+            self.fail(
+                p, f"duplicate token: same sha256 as {first}; a token belongs to exactly one tenant"
+            )
+        return raw
+
+    def roles(self, t: Mapping[str, object], path: str) -> frozenset[Role]:
+        p = _key(path, "roles")
+        if "roles" not in t:
+            self.fail(p, f"required: a non-empty array of {', '.join(r.value for r in Role)}")
+        items = self.array(t["roles"], p)
+        if not items:
+            self.fail(p, "must list at least one role")
+        out: list[Role] = []
+        for i, item in enumerate(items):
+            ip = _index(p, i)
+            role = self.choice(item, ip, Role)
+            if role in out:
+                self.fail(ip, f"role {role.value!r} is listed twice")
+            out.append(role)
+        return frozenset(out)
+
+    def default_queues(
+        self,
+        value: object,
+        path: str,
+        channels: tuple[str, ...],
+        queues: Mapping[str, QueueConfig],
+    ) -> dict[str, str]:
+        """Channel -> the queue a contact arriving on it joins when none is given."""
+        out: dict[str, str] = {}
+        for ch, raw in self.table(value, path).items():
+            p = _key(path, ch)
+            self.channel(ch, p, channels)
+            qid = self.string(raw, p)
+            if qid not in queues:
+                self.fail(p, f"unknown queue {qid!r}; defined queues: {_choices(queues)}")
+            if ch not in queues[qid].channels:
+                self.fail(
+                    p,
+                    f"queue {qid!r} does not serve channel {ch!r}; "
+                    f"its channels: {_choices(queues[qid].channels)}",
+                )
+            out[ch] = qid
+        return out

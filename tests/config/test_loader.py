@@ -306,7 +306,7 @@ def test_multi_tenant_file() -> None:
         (
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
-            "channels, name, pools, queues, retention, routing",
+            "channels, default_queues, name, pools, queues, retention, routing, tokens",
         ),
         (
             '[tenants."a b"]\n',
@@ -334,7 +334,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown top-level key",
         doc(top="[routeing]"),
-        "routeing: unknown key; allowed keys: pools, queues, retention, routing, tenant, tenants",
+        "routeing: unknown key; allowed keys: default_queues, pools, queues, retention, routing, "
+        "tenant, tenants, tokens",
     ),
     (
         "missing tenant",

@@ -1,0 +1,1 @@
+"""HTTP API v1: protocol concerns (auth, problems, bodies) around the engine."""

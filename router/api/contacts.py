@@ -1,0 +1,172 @@
+"""Contacts: ingest, read, and the actions of their lifecycle."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..config.model import Role
+from ..errors import ContactNotFound
+from ..model import ContactState, Customer, NewContact
+from .auth import Principal, principal
+from .bodies import invalid, read_body
+from .context import engine_for
+from .problems import ApiError
+from .render import contact_json
+
+routes = web.RouteTableDef()
+
+CONTACT_FIELDS = (
+    "channel",
+    "queue",
+    "skills",
+    "priority",
+    "language",
+    "customer",
+    "subject",
+    "body",
+    "attributes",
+    "external_id",
+    "preferred_agent",
+)
+CUSTOMER_FIELDS = ("id", "name", "email", "phone", "handle")
+
+
+@routes.post("/v1/contacts")
+async def create_contact(request: web.Request) -> web.Response:
+    who = principal(request, Role.INGEST)
+    engine = engine_for(request, who)
+    body = await read_body(request, CONTACT_FIELDS)
+    channel = body.text("channel", required=True, max_len=64) or ""
+    if channel not in engine.tenant.channels:
+        raise invalid("channel", f"must be one of {', '.join(engine.tenant.channels)}")
+    queue = body.ident("queue") or engine.tenant.default_queues.get(channel)
+    if queue is None:
+        raise invalid("queue", f"is required: no default queue for channel {channel}")
+    if queue not in engine.tenant.queues:
+        raise invalid("queue", f"no queue named {queue!r}")
+    cust = body.obj("customer")
+    unknown = sorted(set(cust) - set(CUSTOMER_FIELDS))
+    if unknown:
+        raise invalid(
+            f"customer.{unknown[0]}", f"unknown field; allowed: {', '.join(CUSTOMER_FIELDS)}"
+        )
+    for k, v in cust.items():
+        if v is not None and (not isinstance(v, str) or len(v) > 320):
+            raise invalid(f"customer.{k}", "must be a string of at most 320 characters")
+    idem = request.headers.get("Idempotency-Key") or None
+    if idem is not None and len(idem) > 200:
+        raise invalid("Idempotency-Key", "must be at most 200 characters")
+    external_id = body.text("external_id", max_len=500)
+    new = NewContact(
+        channel=channel,
+        queue=queue,
+        customer=Customer(
+            id=cust.get("id"),
+            name=cust.get("name"),
+            email=cust.get("email"),
+            phone=cust.get("phone"),
+            social_handle=cust.get("handle"),
+        ),
+        subject=body.text("subject", max_len=10_000) or "",
+        preview=body.text("body", max_len=60_000) or "",
+        language=body.text("language", max_len=35),
+        skills=body.levels("skills", 1, 5),
+        priority=body.integer("priority", -1000, 1000, 0),
+        attributes=body.obj("attributes"),
+        external_id=external_id,
+        idempotency_key=idem or (f"external:{external_id}" if external_id else None),
+        preferred_agent=body.ident("preferred_agent"),
+    )
+    result = await engine.create_contact(new)
+    out = {
+        "id": result.contact_id,
+        "state": result.state.value,
+        "queue": result.queue,
+        "agent": result.agent,
+    }
+    return web.json_response(out, status=200 if result.duplicate else 201)
+
+
+async def _readable(request: web.Request, who: Principal, contact_id: str) -> None:
+    """Supervisors and admins read any contact (a pool-scoped supervisor, its pool's);
+    an agent reads the contacts it holds."""
+    engine = engine_for(request, who)
+    c = await engine.get_contact(contact_id)
+    if Role.ADMIN in who.roles:
+        return
+    if Role.SUPERVISOR in who.roles and (who.pool is None or c.pool == who.pool):
+        return
+    if c.agent is not None and who.may_act_for(c.agent):
+        return
+    raise ContactNotFound(f"contact {contact_id!r} does not exist")
+
+
+@routes.get("/v1/contacts/{id}")
+async def get_contact(request: web.Request) -> web.Response:
+    who = principal(request)
+    cid = request.match_info["id"]
+    await _readable(request, who, cid)
+    c = await engine_for(request, who).get_contact(cid)
+    return web.json_response(contact_json(c))
+
+
+@routes.post("/v1/contacts/{id}/abandon")
+async def abandon(request: web.Request) -> web.Response:
+    who = principal(request, Role.INGEST, Role.ADMIN)
+    body = await read_body(request, ("reason",))
+    engine = engine_for(request, who)
+    cid = request.match_info["id"]
+    await engine.abandon(cid, body.ident("reason") or "")
+    return web.json_response(contact_json(await engine.get_contact(cid)))
+
+
+async def _holder(request: web.Request, who: Principal, cid: str) -> str | None:
+    """The agent the caller acts as for this contact (None for supervisors/admins)."""
+    engine = engine_for(request, who)
+    c = await engine.get_contact(cid)
+    if Role.ADMIN in who.roles or Role.SUPERVISOR in who.roles:
+        return None
+    if c.agent is None or not who.may_act_for(c.agent):
+        if Role.AGENT in who.roles:
+            raise ApiError(409, "conflict", f"contact {cid} is not held by this agent")
+        raise ApiError(403, "forbidden", "this action needs the agent, supervisor or admin role")
+    return c.agent
+
+
+@routes.post("/v1/contacts/{id}/transfer")
+async def transfer(request: web.Request) -> web.Response:
+    who = principal(request, Role.AGENT, Role.SUPERVISOR, Role.ADMIN)
+    body = await read_body(request, ("queue", "agent"))
+    queue, agent = body.ident("queue"), body.ident("agent")
+    if (queue is None) == (agent is None):
+        raise invalid("queue", "give exactly one of queue or agent")
+    cid = request.match_info["id"]
+    by = await _holder(request, who, cid)
+    engine = engine_for(request, who)
+    await engine.transfer(cid, queue=queue, agent=agent, by_agent=by)
+    return web.json_response(contact_json(await engine.get_contact(cid)))
+
+
+@routes.post("/v1/contacts/{id}/complete")
+async def complete(request: web.Request) -> web.Response:
+    who = principal(request, Role.AGENT, Role.ADMIN)
+    body = await read_body(request, ("disposition",))
+    cid = request.match_info["id"]
+    by = await _holder(request, who, cid)
+    engine = engine_for(request, who)
+    await engine.complete(cid, by, body.ident("disposition") or "")
+    return web.json_response(contact_json(await engine.get_contact(cid)))
+
+
+@routes.post("/v1/contacts/{id}/wrapup-done")
+async def wrapup_done(request: web.Request) -> web.Response:
+    who = principal(request, Role.AGENT, Role.ADMIN)
+    body = await read_body(request, ("disposition",))
+    cid = request.match_info["id"]
+    by = await _holder(request, who, cid)
+    engine = engine_for(request, who)
+    c0 = await engine.get_contact(cid)
+    if c0.state is not ContactState.WRAP_UP:
+        raise ApiError(409, "conflict", f"contact {cid} is {c0.state.value}, not in wrap-up")
+    await engine.finish_wrap_up(cid, by, body.ident("disposition") or "")
+    return web.json_response(contact_json(await engine.get_contact(cid)))

@@ -1,0 +1,71 @@
+"""RFC 9457 problem details for every error the API returns.
+
+The middleware here is the only place that turns exceptions into responses:
+typed engine errors keep their status, aiohttp's own HTTP errors become
+problems, Redis outages become 503 with Retry-After, and anything unexpected
+is logged and answered with a problem, never a traceback.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..errors import SwitchboardError
+
+log = logging.getLogger("switchboard.api")
+
+PROBLEM_JSON = "application/problem+json"
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def problem(
+    status: int, title: str, detail: str, *, headers: dict[str, str] | None = None, **ext: Any
+) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status, "detail": detail, **ext}
+    return web.json_response(body, status=status, content_type=PROBLEM_JSON, headers=headers)
+
+
+class ApiError(SwitchboardError):
+    """An error raised by the HTTP layer itself (auth, body, route)."""
+
+    def __init__(self, status: int, title: str, detail: str, **details: object) -> None:
+        super().__init__(detail, **details)
+        self.http_status = status
+        self.title = title
+
+
+@web.middleware
+async def problems_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except ApiError as exc:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return problem(exc.http_status, exc.title, exc.message, headers=headers, **exc.details)
+    except SwitchboardError as exc:
+        title = exc.code.replace("_", " ")
+        return problem(exc.http_status, title, exc.message, code=exc.code, **_jsonable(exc.details))
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        return problem(exc.status, exc.reason, exc.text or exc.reason)
+    except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+        log.warning("redis unavailable: %s", exc)
+        return problem(
+            503,
+            "unavailable",
+            "the data store is unreachable; retry shortly",
+            headers={"Retry-After": "1"},
+        )
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return problem(500, "internal error", "an unexpected error occurred; it was logged")
+
+
+def _jsonable(details: dict[str, object]) -> dict[str, Any]:
+    return {k: v for k, v in details.items() if isinstance(v, str | int | float | bool)}

@@ -1,0 +1,70 @@
+"""JSON representations of engine objects, as the API returns them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ..model import Agent, Contact
+
+
+def rfc3339(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    dt = datetime.fromtimestamp(ms / 1000, UTC)
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def contact_json(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "state": c.state.value,
+        "channel": c.channel,
+        "queue": c.queue,
+        "stage": c.stage,
+        "priority": c.priority,
+        "agent": c.agent,
+        "pool": c.pool,
+        "created_at": rfc3339(c.created_ms),
+        "offer_expires_at": rfc3339(c.offer_deadline_ms),
+        "assigned_at": rfc3339(c.assigned_ms),
+        "wrap_up_at": rfc3339(c.wrap_up_ms),
+        "completed_at": rfc3339(c.completed_ms),
+        "disposition": c.disposition,
+        "preferred_agent": c.preferred_agent,
+        "customer": c.customer.to_dict(),
+        "subject": c.subject,
+        "preview": c.preview,
+        "language": c.language,
+        "skills": c.skills,
+        "attributes": c.attributes,
+        "external_id": c.external_id,
+        "routing": c.why,
+    }
+
+
+def agent_json(a: Agent, offers: list[str]) -> dict[str, Any]:
+    return {
+        "id": a.id,
+        "name": a.name,
+        "pool": a.pool,
+        "skills": a.skills,
+        "capacity": a.capacity,
+        "load": a.load,
+        "status": a.status.value,
+        "reason": a.reason,
+        "idle_since": rfc3339(a.idle_since_ms),
+        "missed_offers": a.missed_offers,
+        "last_seen": rfc3339(a.last_seen_ms),
+        "offers": offers,
+        "contacts": [c for c in a.contacts if c not in offers],
+    }
+
+
+def offer_json(c: Contact) -> dict[str, Any]:
+    return {
+        "id": c.id,
+        "contact": contact_json(c),
+        "queue": c.queue,
+        "expires_at": rfc3339(c.offer_deadline_ms),
+    }

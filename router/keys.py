@@ -37,6 +37,11 @@ class TenantKeys:
         return self.prefix + "events"
 
     @property
+    def offers_channel(self) -> str:
+        """Shard channel: each new offer publishes its agent id (wakes long polls)."""
+        return self.prefix + "offers"
+
+    @property
     def timers(self) -> str:
         """Sorted set of due timers: member `<kind>|<id>`, score = due ms."""
         return self.prefix + "timers"

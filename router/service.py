@@ -21,6 +21,7 @@ from .server.embedded import EmbeddedValkey
 from .store.connection import ServerInfo, open_checked, redact_url
 from .store.scripts import Scripts
 from .timers import TimerLoop
+from .wakeups import OfferWakeups
 
 log = logging.getLogger("switchboard")
 
@@ -43,6 +44,7 @@ class Service:
         self.redis: Redis | None = None
         self.server_info: ServerInfo | None = None
         self.engines: dict[str, Engine] = {}
+        self.wakeups: OfferWakeups | None = None
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -72,10 +74,15 @@ class Service:
             await engine.apply_config()
             self.engines[tid] = engine
         timers = TimerLoop(list(self.engines.values()), self.clock)
+        self.wakeups = OfferWakeups(self.redis, list(self.engines))
         self._tasks = [
             asyncio.create_task(timers.run(self._stop)),
             asyncio.create_task(self._maintenance()),
+            asyncio.create_task(self.wakeups.run(self._stop)),
         ]
+        # long polls must not miss an offer made while the subscription starts
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.wakeups.ready.wait(), timeout=5)
 
     async def _maintenance(self) -> None:
         while not self._stop.is_set():

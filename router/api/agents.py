@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from typing import Any
 
 from aiohttp import web
 
 from ..config.model import Role
+from ..engine import Engine
 from ..errors import AgentNotFound
 from ..ids import validate_id
 from ..model import AgentSpec, AgentStatus, ContactState
 from .auth import Principal, principal
 from .bodies import invalid, read_body
-from .context import engine_for
+from .context import SERVICE, engine_for
 from .problems import ApiError
 from .render import agent_json, offer_json
 
@@ -97,18 +100,43 @@ async def heartbeat(request: web.Request) -> web.Response:
     return web.json_response({"agent": aid, "status": status.value})
 
 
+MAX_WAIT_S = 60
+
+
+async def _current_offers(engine: Engine, aid: str) -> list[dict[str, Any]]:
+    a = await engine.get_agent(aid)
+    contacts = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
+    return [offer_json(c) for c in contacts if c.state is ContactState.RESERVED]
+
+
 @routes.get("/v1/agents/{id}/offers")
 async def offers(request: web.Request) -> web.Response:
-    """The agent's current offers. (Long polling with `wait` is not built yet.)"""
+    """The agent's open offers. With `wait=S`, a long poll: answers as soon as an
+    offer exists, or with an empty list after S seconds. Counts as a heartbeat."""
     who = principal(request, Role.AGENT, Role.ADMIN)
     aid = request.match_info["id"]
     _acting_agent(who, aid)
+    try:
+        wait = float(request.query.get("wait", "0"))
+    except ValueError:
+        raise invalid("wait", "must be a number of seconds") from None
+    if not 0 <= wait <= MAX_WAIT_S:
+        raise invalid("wait", f"must be between 0 and {MAX_WAIT_S}")
     engine = engine_for(request, who)
     await engine.heartbeat(aid)
-    a = await engine.get_agent(aid)
-    contacts = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
-    held = [offer_json(c) for c in contacts if c.state is ContactState.RESERVED]
-    return web.json_response({"offers": held})
+    wakeups = request.app[SERVICE].wakeups
+    if wait == 0 or wakeups is None:
+        return web.json_response({"offers": await _current_offers(engine, aid)})
+    deadline = asyncio.get_running_loop().time() + wait
+    with wakeups.waiter(who.tenant, aid) as woken:
+        while True:
+            woken.clear()
+            held = await _current_offers(engine, aid)
+            left = deadline - asyncio.get_running_loop().time()
+            if held or left <= 0:
+                return web.json_response({"offers": held})
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(woken.wait(), timeout=left)
 
 
 async def _offer_agent(request: web.Request, who: Principal, offer_id: str) -> str:

@@ -199,3 +199,33 @@ async def test_queues_show_live_state(make_api: ApiFactory) -> None:
     by_name = {q["name"]: q for q in (await r.json())["queues"]}
     assert by_name["voice"]["waiting"] == 2
     assert (await api.client.get("/v1/queues/nope", headers=api.auth("supervisor"))).status == 404
+
+
+async def test_offer_long_poll_wakes_when_an_offer_is_made(make_api: ApiFactory) -> None:
+    import asyncio
+    import time
+
+    api = await make_api()
+    await _agent(api)
+    started = time.monotonic()
+    poll = asyncio.create_task(
+        api.client.get("/v1/agents/a1/offers?wait=20", headers=api.auth("a1"))
+    )
+    await asyncio.sleep(0.3)
+    assert not poll.done()  # nothing to offer yet: the poll waits
+    r = await api.client.post("/v1/contacts", json={"channel": "voice"}, headers=api.auth("ingest"))
+    cid = (await r.json())["id"]
+    resp = await asyncio.wait_for(poll, timeout=5)
+    assert [o["id"] for o in (await resp.json())["offers"]] == [cid]
+    assert time.monotonic() - started < 5  # woken, not timed out
+    r = await api.client.get("/v1/agents/a1/offers?wait=0.2", headers=api.auth("agent"))
+    assert len((await r.json())["offers"]) == 1  # open offers answer at once
+    r = await api.client.get("/v1/agents/a1/offers?wait=abc", headers=api.auth("a1"))
+    assert r.status == 422
+
+
+async def test_offer_long_poll_times_out_with_an_empty_list(make_api: ApiFactory) -> None:
+    api = await make_api()
+    await _agent(api)
+    r = await api.client.get("/v1/agents/a1/offers?wait=0.5", headers=api.auth("a1"))
+    assert r.status == 200 and (await r.json()) == {"offers": []}

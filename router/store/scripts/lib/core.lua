@@ -267,6 +267,8 @@ local function offer(c, a, why)
   c.state, c.agent, c.pool, c.place, c.deadline = 'reserved', a.id, a.pool, '', deadline
   charge(a, c)
   call('ZADD', K_TIMERS, deadline, 'o|' .. c.id)
+  -- wake the agent's long poll or event stream, in whichever process holds it
+  call('SPUBLISH', P .. 'offers', a.id)
   emit('contact.reserved', cfields(c, { 'agent', a.id, 'pool', a.pool, 'deadline', deadline,
     'wait_ms', NOW - c.created, 'why', why }))
 end

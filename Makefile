@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
+	@echo "Switchboard on http://127.0.0.1:8080 (API /v1/, OpenAPI /openapi.json, health /healthz)"
+	@echo "Demo tokens (config/demo.toml): demo-admin demo-ingest demo-agent demo-supervisor"
 	$(BIN)/python -m router serve --config $(CONFIG)
 
 lint: $(STAMP)

@@ -321,6 +321,26 @@ class Engine:
         _, deadline = await self._run("offer", contact_id, agent_id)
         return int(deadline)
 
+    async def find_by_external_id(self, external_id: str) -> list[Contact]:
+        """Contacts created with this external id (within the idempotency retention)."""
+        cid = await self.redis.get(self.keys.idempotency(_digest(f"external:{external_id}")))
+        if cid is None:
+            return []
+        try:
+            return [await self.get_contact(_s(cid))]
+        except ContactNotFound:
+            return []
+
+    async def position(self, contact_id: str) -> int | None:
+        """1-based place of a waiting contact in its stage's line, or None if not waiting."""
+        place = await self.redis.hget(self.keys.contact(contact_id), "place")
+        if not place:
+            return None
+        rank: int | None = await self.redis.zrank(  # type: ignore[assignment]
+            self.keys.prefix + _s(place), contact_id
+        )
+        return None if rank is None else rank + 1
+
     async def get_contact(self, contact_id: str) -> Contact:
         validate_id(contact_id, "contact")
         h: dict[bytes, bytes] = await self.redis.hgetall(self.keys.contact(contact_id))  # type: ignore[assignment]

@@ -78,12 +78,14 @@ async def create_contact(request: web.Request) -> web.Response:
         preferred_agent=body.ident("preferred_agent"),
     )
     result = await engine.create_contact(new)
-    out = {
+    out: dict[str, str | int | None] = {
         "id": result.contact_id,
         "state": result.state.value,
         "queue": result.queue,
         "agent": result.agent,
     }
+    if result.state is ContactState.QUEUED:
+        out["position"] = await engine.position(result.contact_id)
     return web.json_response(out, status=200 if result.duplicate else 201)
 
 
@@ -99,6 +101,19 @@ async def _readable(request: web.Request, who: Principal, contact_id: str) -> No
     if c.agent is not None and who.may_act_for(c.agent):
         return
     raise ContactNotFound(f"contact {contact_id!r} does not exist")
+
+
+@routes.get("/v1/contacts")
+async def find_contacts(request: web.Request) -> web.Response:
+    """Contacts by the platform's or provider's own id (a CallSid, a Message-ID...)."""
+    who = principal(request, Role.INGEST, Role.SUPERVISOR, Role.ADMIN)
+    external_id = request.query.get("external_id")
+    if not external_id or len(external_id) > 500:
+        raise invalid("external_id", "is required, at most 500 characters")
+    found = await engine_for(request, who).find_by_external_id(external_id)
+    if who.pool is not None and Role.ADMIN not in who.roles:
+        found = [c for c in found if c.pool == who.pool]
+    return web.json_response({"contacts": [contact_json(c) for c in found]})
 
 
 @routes.get("/v1/contacts/{id}")

@@ -229,3 +229,21 @@ async def test_offer_long_poll_times_out_with_an_empty_list(make_api: ApiFactory
     await _agent(api)
     r = await api.client.get("/v1/agents/a1/offers?wait=0.5", headers=api.auth("a1"))
     assert r.status == 200 and (await r.json()) == {"offers": []}
+
+
+async def test_external_id_finds_the_contact_and_dedupes(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await make_api()
+    body = {"channel": "chat", "external_id": "CA123"}
+    r1 = await api.client.post("/v1/contacts", json=body, headers=api.auth("ingest"))
+    r2 = await api.client.post("/v1/contacts", json=body, headers=api.auth("ingest"))
+    assert (r1.status, r2.status) == (201, 200)
+    first = await r1.json()
+    assert first["state"] == "queued" and first["position"] == 1
+    r = await api.client.get("/v1/contacts?external_id=CA123", headers=api.auth("supervisor"))
+    assert [c["id"] for c in (await r.json())["contacts"]] == [first["id"]]
+    r = await api.client.get("/v1/contacts?external_id=nope", headers=api.auth("supervisor"))
+    assert (await r.json()) == {"contacts": []}
+    assert (await api.client.get("/v1/contacts", headers=api.auth("supervisor"))).status == 422
+    assert await _n_contacts(redis, api) == 1

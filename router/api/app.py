@@ -5,7 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..service import Service
-from . import agents, contacts, queues
+from . import agents, contacts, openapi, queues
 from .auth import TokenTable, auth_middleware
 from .context import SERVICE
 from .problems import problem, problems_middleware
@@ -36,6 +36,7 @@ def build_api(service: Service, *, manage_service: bool = True) -> web.Applicati
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/health", readyz)
+    app.router.add_get("/openapi.json", openapi.openapi_json)
     if manage_service:
 
         async def on_startup(app: web.Application) -> None:

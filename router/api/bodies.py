@@ -18,6 +18,7 @@ from .problems import ApiError
 
 MAX_DEPTH = 8
 MAX_STRING = 64 * 1024
+MIN_NUMBER, MAX_NUMBER = -(2**63), 2**64  # what msgpack can store
 
 
 def invalid(field: str, detail: str) -> ApiError:
@@ -54,6 +55,8 @@ def _check_bounds(value: Any, path: str, depth: int) -> None:
         raise invalid(path, f"nested deeper than {MAX_DEPTH} levels")
     if isinstance(value, str) and len(value) > MAX_STRING:
         raise invalid(path, f"longer than {MAX_STRING} characters")
+    if isinstance(value, int | float) and not MIN_NUMBER <= value < MAX_NUMBER:  # NaN too
+        raise invalid(path, "must be a finite number in the 64-bit integer range")
     if isinstance(value, dict):
         for k, v in value.items():
             if not isinstance(k, str):

@@ -53,7 +53,8 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        return problem(exc.status, exc.reason, exc.text or exc.reason)
+        allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # 405
+        return problem(exc.status, exc.reason, exc.text or exc.reason, headers=allow)
     except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
         log.warning("redis unavailable: %s", exc)
         return problem(

@@ -1,0 +1,780 @@
+"""The OpenAPI 3.1 document of the v1 API, served at GET /openapi.json.
+
+It is built here, in Python, next to the handlers it describes, from the same
+constants they use (id pattern, body bounds, field lists, enums), so a change
+to a rule shows up in the document. tests/api/test_openapi.py checks that the
+document is valid, names every route the app registers, and that the live
+server answers as it says (schemathesis).
+
+Request body schemas state the rules of bodies.py exactly: which fields are
+required, their types and bounds, and `additionalProperties: false` wherever
+unknown fields are rejected. An optional field may also be `null`, which the
+API reads as "absent". Rules that depend on a tenant's configuration (which
+channels, queues and pools exist) are in the descriptions, not the schemas.
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import json
+from typing import Any
+
+from aiohttp import web
+
+from ..config.model import Role, Strategy
+from ..ids import ID_PATTERN
+from ..model import PREVIEW_MAX, SUBJECT_MAX, AgentStatus, ContactState
+from .agents import MAX_WAIT_S
+from .bodies import MAX_DEPTH, MAX_NUMBER, MAX_STRING, MIN_NUMBER
+from .contacts import CUSTOMER_FIELDS
+from .problems import PROBLEM_JSON
+
+JSON = dict[str, Any]
+
+OPENAPI_VERSION = "3.1.0"
+API_VERSION = "1"
+MSGPACK = "application/msgpack"
+ID_REGEX = f"^{ID_PATTERN}$"
+# JSON Schema counts 2.0 as an integer; the body readers take only the literal 2.
+INTEGER = {"description": "an integer literal: 2, not 2.0"}
+
+
+def _ref(name: str) -> JSON:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _nullable(schema: JSON) -> JSON:
+    """`schema`, or null (which the body readers treat as an absent field)."""
+    types = schema["type"]
+    return {**schema, "type": [*(types if isinstance(types, list) else [types]), "null"]}
+
+
+def _text(max_len: int, **extra: Any) -> JSON:
+    """Body.text: a string of at most `max_len` characters."""
+    return {"type": "string", "maxLength": max_len, **extra}
+
+
+def _ident(**extra: Any) -> JSON:
+    """Body.ident and ids.validate_id: a safe id."""
+    return {"type": "string", "pattern": ID_REGEX, "minLength": 1, "maxLength": 64, **extra}
+
+
+def _levels(lo: int, hi: int, description: str) -> JSON:
+    """Body.levels: an object of id -> integer lo..hi."""
+    return {
+        "type": "object",
+        "propertyNames": {"pattern": ID_REGEX},
+        "additionalProperties": {"type": "integer", "minimum": lo, "maximum": hi, **INTEGER},
+        "description": description,
+    }
+
+
+def _enum(values: list[str], **extra: Any) -> JSON:
+    return {"type": "string", "enum": values, **extra}
+
+
+CONTACT_STATES = [s.value for s in ContactState]
+AGENT_STATUSES = [s.value for s in AgentStatus]
+STRATEGIES = [s.value for s in Strategy]
+TIMESTAMP = {"type": "string", "format": "date-time", "description": "RFC 3339, UTC, milliseconds"}
+INT_MAP = {"type": "object", "additionalProperties": {"type": "integer"}}
+
+
+def _bounded_json_schemas() -> dict[str, JSON]:
+    """Free-form JSON as bodies._check_bounds allows it: strings of at most MAX_STRING
+    characters, numbers in msgpack's 64-bit range, nested at most MAX_DEPTH levels
+    below the body. `JsonAtDepthN` is a value N levels down (a top-level field is at
+    depth 1)."""
+    out: dict[str, JSON] = {}
+    for depth in range(2, MAX_DEPTH + 1):
+        deeper: JSON | bool = _ref(f"JsonAtDepth{depth + 1}") if depth < MAX_DEPTH else False
+        out[f"JsonAtDepth{depth}"] = {
+            "type": ["null", "boolean", "number", "string", "array", "object"],
+            "maxLength": MAX_STRING,
+            "minimum": MIN_NUMBER,
+            "exclusiveMaximum": MAX_NUMBER,
+            "items": deeper,
+            "additionalProperties": deeper,
+        }
+    return out
+
+
+def _schemas() -> dict[str, JSON]:
+    customer_in = {
+        name: _nullable(_text(320, description="at most 320 characters"))
+        for name in CUSTOMER_FIELDS
+    }
+    new_contact = {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["channel"],
+        "properties": {
+            "channel": _text(64, description="one of the tenant's channels (voice, chat...)"),
+            "queue": _nullable(
+                _ident(description="a queue of the tenant; default: the channel's default queue")
+            ),
+            "skills": _nullable(
+                _levels(1, 5, "extra skill requirements for this contact, level 1..5")
+            ),
+            "priority": _nullable(
+                {"type": "integer", "minimum": -1000, "maximum": 1000, "default": 0, **INTEGER}
+            ),
+            "language": _nullable(_text(35)),
+            "customer": {
+                "type": ["object", "null"],
+                "additionalProperties": False,
+                "properties": customer_in,
+            },
+            "subject": _nullable(_text(10_000, description=f"kept up to {SUBJECT_MAX} characters")),
+            "body": _nullable(
+                _text(
+                    60_000,
+                    description=f"the message; kept up to {PREVIEW_MAX} characters as `preview`",
+                )
+            ),
+            "attributes": {
+                "type": ["object", "null"],
+                "additionalProperties": _ref("JsonAtDepth2"),
+                "description": f"free-form; strings up to {MAX_STRING} characters, numbers "
+                f"in the 64-bit integer range, nested at most {MAX_DEPTH - 1} levels deep",
+            },
+            "external_id": _nullable(
+                _text(500, description="the platform's own id; also an idempotency key")
+            ),
+            "preferred_agent": _nullable(_ident(description="offer to this agent first")),
+        },
+    }
+
+    def reason_body(name: str, description: str) -> JSON:  # {reason} or {disposition}
+        return {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {name: _nullable(_ident(description=description))},
+        }
+
+    contact_out: dict[str, JSON] = {
+        "id": {"type": "string"},
+        "state": _enum(CONTACT_STATES),
+        "channel": {"type": "string"},
+        "queue": {"type": "string"},
+        "stage": {"type": "integer", "minimum": 0, "description": "overflow stage reached"},
+        "priority": {"type": "integer"},
+        "agent": {"type": ["string", "null"]},
+        "pool": {"type": ["string", "null"]},
+        "created_at": TIMESTAMP,
+        "offer_expires_at": _nullable(TIMESTAMP),
+        "assigned_at": _nullable(TIMESTAMP),
+        "wrap_up_at": _nullable(TIMESTAMP),
+        "completed_at": _nullable(TIMESTAMP),
+        "disposition": {"type": ["string", "null"]},
+        "preferred_agent": {"type": ["string", "null"]},
+        "customer": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                k: {"type": "string"} for k in ("id", "name", "email", "phone", "social_handle")
+            },
+            "description": "the customer as given; `handle` is returned as `social_handle`",
+        },
+        "subject": {"type": "string"},
+        "preview": {"type": "string"},
+        "language": {"type": ["string", "null"]},
+        "skills": INT_MAP,
+        "attributes": {"type": "object"},
+        "external_id": {"type": ["string", "null"]},
+        "routing": {
+            "type": ["object", "null"],
+            "description": "why the contact was last offered to whom; null before any offer",
+            "properties": {
+                "strategy": {"type": "string"},
+                "reason": {"type": "string"},
+                "chosen": {"type": "string"},
+                "candidates": {"type": ["array", "object"]},
+                "at": {"type": "integer", "description": "epoch milliseconds"},
+            },
+        },
+    }
+    agent_out: dict[str, JSON] = {
+        "id": {"type": "string"},
+        "name": {"type": "string"},
+        "pool": {"type": "string"},
+        "skills": INT_MAP,
+        "capacity": INT_MAP,
+        "load": INT_MAP,
+        "status": _enum(AGENT_STATUSES),
+        "reason": {"type": ["string", "null"]},
+        "idle_since": TIMESTAMP,
+        "missed_offers": {"type": "integer", "minimum": 0},
+        "last_seen": TIMESTAMP,
+        "offers": {"type": "array", "items": {"type": "string"}},
+        "contacts": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "contacts the agent holds, other than open offers",
+        },
+    }
+    queue_out: dict[str, JSON] = {
+        "name": {"type": "string"},
+        "title": {"type": "string"},
+        "channels": {"type": "array", "items": {"type": "string"}},
+        "skills": INT_MAP,
+        "pools": {"type": "array", "items": {"type": "string"}},
+        "stages": {
+            "type": "array",
+            "items": _closed(
+                {
+                    "after_s": {"type": "number", "minimum": 0},
+                    "pools": {"type": "array", "items": {"type": "string"}},
+                    "min_proficiency": {"type": ["integer", "null"]},
+                }
+            ),
+        },
+        "strategy": _enum(STRATEGIES),
+        "sla": _closed(
+            {
+                "threshold_s": {"type": "number"},
+                "target": {"type": "number", "minimum": 0, "maximum": 1},
+            }
+        ),
+        "waiting": {"type": "integer", "minimum": 0},
+        "longest_wait_s": {"type": ["number", "null"], "minimum": 0},
+        "agents_available": {"type": "integer", "minimum": 0},
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": "RFC 9457 problem details; extension members may be present",
+            "required": ["type", "title", "status", "detail"],
+            "additionalProperties": True,
+            "properties": {
+                "type": {"type": "string", "format": "uri-reference", "default": "about:blank"},
+                "title": {"type": "string"},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string"},
+                "field": {"type": "string", "description": "the request field at fault"},
+                "code": {"type": "string", "description": "the engine's error code"},
+            },
+        },
+        "NewContact": new_contact,
+        "ContactCreated": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "state", "queue", "agent"],
+            "properties": {
+                "id": {"type": "string"},
+                "state": _enum(CONTACT_STATES),
+                "queue": {"type": "string"},
+                "agent": {"type": ["string", "null"], "description": "the agent offered to"},
+                "position": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "place in line; only when the contact is queued",
+                },
+            },
+        },
+        "Contact": _closed(contact_out),
+        "ContactList": _closed(
+            {"contacts": {"type": "array", "items": _ref("Contact")}},
+        ),
+        "Reason": reason_body("reason", "why: e.g. the customer left, the agent is busy"),
+        "Transfer": {
+            "type": "object",
+            "additionalProperties": False,
+            "description": "exactly one of `queue` or `agent`",
+            "properties": {
+                "queue": _nullable(_ident(description="a queue of the tenant")),
+                "agent": _nullable(_ident(description="an agent of the tenant")),
+            },
+            "oneOf": [
+                {"required": ["queue"], "properties": {"queue": {"type": "string"}}},
+                {"required": ["agent"], "properties": {"agent": {"type": "string"}}},
+            ],
+        },
+        "Disposition": reason_body("disposition", "the outcome, e.g. solved"),
+        "AgentUpsert": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["pool"],
+            "properties": {
+                "name": _nullable(_text(200)),
+                "pool": _ident(description="a pool of the tenant"),
+                "skills": _nullable(_levels(1, 5, "skill -> proficiency 1..5")),
+                "capacity": _nullable(
+                    _levels(0, 100, "channel of the tenant -> concurrent contacts 0..100")
+                ),
+                "status": _nullable(_enum(AGENT_STATUSES, default="offline")),
+            },
+        },
+        "AgentStatusChange": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["status"],
+            "properties": {
+                "status": _enum(AGENT_STATUSES),
+                "reason": _nullable(_ident(description="e.g. lunch")),
+            },
+        },
+        "Agent": _closed(agent_out),
+        "Heartbeat": _closed({"agent": {"type": "string"}, "status": _enum(AGENT_STATUSES)}),
+        "Offer": _closed(
+            {
+                "id": {"type": "string", "description": "the offer's id is its contact's id"},
+                "contact": _ref("Contact"),
+                "queue": {"type": "string"},
+                "expires_at": _nullable(TIMESTAMP),
+            }
+        ),
+        "OfferList": _closed({"offers": {"type": "array", "items": _ref("Offer")}}),
+        "Empty": {"type": "object", "additionalProperties": False},
+        "Rejected": _closed({"id": {"type": "string"}, "rejected": {"const": True}}),
+        "Queue": _closed(queue_out),
+        "QueueList": _closed({"queues": {"type": "array", "items": _ref("Queue")}}),
+        "Health": _closed({"status": {"const": "ok"}}),
+        "Ready": _closed(
+            {
+                "status": {"const": "ready"},
+                "tenants": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
+        **_bounded_json_schemas(),
+    }
+
+
+def _closed(properties: dict[str, JSON]) -> JSON:
+    """A response object that always has exactly these members."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": list(properties),
+        "properties": properties,
+    }
+
+
+# -- responses -----------------------------------------------------------------
+
+_PROBLEMS: dict[int, tuple[str, str]] = {
+    400: ("Malformed", "The body is not valid JSON or msgpack."),
+    401: ("Unauthorized", "No bearer token, or one that is not valid."),
+    403: ("Forbidden", "The token lacks the role, or may not act for this agent."),
+    404: ("NotFound", "No such resource for this tenant (or not visible to this token)."),
+    409: ("Conflict", "Not allowed in the resource's current state; nothing changed."),
+    413: ("TooLarge", "The body is larger than {max_body} bytes."),
+    415: ("UnsupportedMediaType", "Send application/json or application/msgpack."),
+    422: ("Invalid", "A field is invalid; `detail` starts with it and `field` names it."),
+    500: ("InternalError", "An unexpected error; it was logged."),
+    503: ("Unavailable", "The data store is unreachable, a queue is full, or not ready yet."),
+}
+
+
+def _problem_response(status: int, description: str) -> JSON:
+    out: JSON = {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": _ref("Problem")}},
+    }
+    if status == 401:
+        out["headers"] = {
+            "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
+        }
+    if status == 503:
+        out["headers"] = {
+            "Retry-After": {
+                "description": "seconds; sent when the data store is down or not ready",
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
+    return out
+
+
+def _responses(max_body: int) -> dict[str, JSON]:
+    return {
+        name: _problem_response(s, d.format(max_body=max_body))
+        for s, (name, d) in _PROBLEMS.items()
+    }
+
+
+def _ok(schema: str, description: str = "OK") -> JSON:
+    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+
+
+# -- operations ----------------------------------------------------------------
+
+BODY_ERRORS = (400, 413, 415, 422)
+ALWAYS = (500, 503)
+
+
+def _body(schema: str, *, required: bool) -> JSON:
+    """A request body in JSON or msgpack. An empty body reads as `{}`."""
+    return {
+        "required": required,
+        "content": {
+            "application/json": {"schema": _ref(schema)},
+            MSGPACK: {"schema": _ref(schema)},
+        },
+    }
+
+
+def _path_param(name: str, description: str, *, ident: bool = True) -> JSON:
+    schema = _ident() if ident else {"type": "string", "minLength": 1}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "description": description,
+        "schema": schema,
+    }
+
+
+CONTACT_ID = _path_param("id", "the contact's id")
+AGENT_ID = _path_param("id", "the agent's id")
+OFFER_ID = _path_param("id", "the offer's id (its contact's id)")
+
+
+def _op(
+    op_id: str,
+    tag: str,
+    summary: str,
+    ok: dict[str, JSON],
+    errors: tuple[int, ...],
+    *,
+    roles: tuple[Role, ...] | None = (),
+    params: tuple[JSON, ...] = (),
+    body: JSON | None = None,
+    description: str = "",
+) -> JSON:
+    """One operation. `roles`: None for a public route, () for any authenticated caller."""
+    codes = set(errors) | set(ALWAYS)
+    if roles is not None:
+        codes.add(401)
+    if body is not None:
+        codes.update(BODY_ERRORS)
+    responses: JSON = dict(ok)
+    for status in sorted(codes):
+        responses[str(status)] = {"$ref": f"#/components/responses/{_PROBLEMS[status][0]}"}
+    out: JSON = {"operationId": op_id, "tags": [tag], "summary": summary}
+    if roles is None:
+        out["security"] = []
+        who = "Public: no token needed."
+    else:
+        out["x-roles"] = [r.value for r in roles]
+        who = (
+            f"Roles: {', '.join(r.value for r in roles)}."
+            if roles
+            else "Any role (what is visible depends on it)."
+        )
+    out["description"] = f"{description}\n\n{who}".strip()
+    if params:
+        out["parameters"] = list(params)
+    if body is not None:
+        out["requestBody"] = body
+    out["responses"] = responses
+    return out
+
+
+def _paths() -> dict[str, JSON]:
+    ingest, agent, sup, admin = Role.INGEST, Role.AGENT, Role.SUPERVISOR, Role.ADMIN
+    contact_actions = {
+        "abandon": (
+            "abandon_contact",
+            "The customer left",
+            (ingest, admin),
+            "Reason",
+            "",
+        ),
+        "transfer": (
+            "transfer_contact",
+            "Transfer to another queue or agent",
+            (agent, sup, admin),
+            "Transfer",
+            "An agent transfers a contact it holds (409 otherwise).",
+        ),
+        "complete": (
+            "complete_contact",
+            "End the conversation",
+            (agent, admin),
+            "Disposition",
+            "To wrap-up if the queue has one, else completed; completing a contact in "
+            "wrap-up finishes it.",
+        ),
+        "wrapup-done": (
+            "finish_wrap_up",
+            "The agent finished wrap-up",
+            (agent, admin),
+            "Disposition",
+            "409 unless the contact is in wrap-up.",
+        ),
+    }
+    paths: dict[str, JSON] = {
+        "/v1/contacts": {
+            "post": _op(
+                "create_contact",
+                "contacts",
+                "Ingest a contact and route it",
+                {
+                    "201": _ok("ContactCreated", "Created (and offered, when an agent is ready)"),
+                    "200": _ok("ContactCreated", "Seen before (same idempotency key): unchanged"),
+                },
+                (403, 409, 503),
+                roles=(ingest,),
+                params=(
+                    {
+                        "name": "Idempotency-Key",
+                        "in": "header",
+                        "required": False,
+                        "description": "a retry with the same key returns the first contact",
+                        "schema": {"type": "string", "maxLength": 200},
+                    },
+                ),
+                body=_body("NewContact", required=True),
+                description="A contact without `queue` goes to its channel's default queue.",
+            ),
+            "get": _op(
+                "find_contacts",
+                "contacts",
+                "Find contacts by external id",
+                {"200": _ok("ContactList")},
+                (403, 422),
+                roles=(ingest, sup, admin),
+                params=(
+                    {
+                        "name": "external_id",
+                        "in": "query",
+                        "required": True,
+                        "description": "the platform's or provider's own id",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 500},
+                    },
+                ),
+                description="A pool-scoped supervisor sees its pool's contacts only.",
+            ),
+        },
+        "/v1/contacts/{id}": {
+            "get": _op(
+                "get_contact",
+                "contacts",
+                "Read a contact",
+                {"200": _ok("Contact")},
+                (404, 422),
+                params=(CONTACT_ID,),
+                description="Supervisors and admins read any contact (a pool-scoped "
+                "supervisor, its pool's); an agent, the contacts it holds. Others get 404.",
+            ),
+        },
+    }
+    for action, (op_id, summary, roles, schema, desc) in contact_actions.items():
+        paths[f"/v1/contacts/{{id}}/{action}"] = {
+            "post": _op(
+                op_id,
+                "contacts",
+                summary,
+                {"200": _ok("Contact", "The contact after the action")},
+                (403, 404, 409, 422),
+                roles=roles,
+                params=(CONTACT_ID,),
+                body=_body(schema, required=action == "transfer"),
+                description=desc,
+            )
+        }
+    paths |= {
+        "/v1/agents/{id}": {
+            "put": _op(
+                "put_agent",
+                "agents",
+                "Register or update an agent",
+                {"201": _ok("Agent", "Registered"), "200": _ok("Agent", "Updated")},
+                (403, 404, 422),
+                roles=(admin,),
+                params=(AGENT_ID,),
+                body=_body("AgentUpsert", required=True),
+            ),
+            "get": _op(
+                "get_agent",
+                "agents",
+                "Read an agent",
+                {"200": _ok("Agent")},
+                (403, 404, 422),
+                roles=(admin, sup, agent),
+                params=(AGENT_ID,),
+                description="An agent token reads its own agent only.",
+            ),
+        },
+        "/v1/agents/{id}/status": {
+            "post": _op(
+                "set_agent_status",
+                "agents",
+                "Set an agent's status",
+                {"200": _ok("Agent")},
+                (403, 404, 422),
+                roles=(agent, admin),
+                params=(AGENT_ID,),
+                body=_body("AgentStatusChange", required=True),
+            )
+        },
+        "/v1/agents/{id}/heartbeat": {
+            "post": _op(
+                "heartbeat",
+                "agents",
+                "The agent is still there",
+                {"200": _ok("Heartbeat")},
+                (403, 404, 422),
+                roles=(agent,),
+                params=(AGENT_ID,),
+                description="No body is read.",
+            )
+        },
+        "/v1/agents/{id}/offers": {
+            "get": _op(
+                "list_offers",
+                "offers",
+                "An agent's open offers; a long poll with `wait`",
+                {"200": _ok("OfferList")},
+                (403, 404, 422),
+                roles=(agent, admin),
+                params=(
+                    AGENT_ID,
+                    {
+                        "name": "wait",
+                        "in": "query",
+                        "required": False,
+                        "description": "seconds to wait for an offer when there is none",
+                        "schema": {
+                            "type": "number",
+                            "minimum": 0,
+                            "maximum": MAX_WAIT_S,
+                            "default": 0,
+                        },
+                    },
+                ),
+                description="Answers at once when the agent has open offers, else as soon "
+                "as one is made, or with an empty list after `wait` seconds. Counts as a "
+                "heartbeat.",
+            )
+        },
+        "/v1/offers/{id}/accept": {
+            "post": _op(
+                "accept_offer",
+                "offers",
+                "Accept an offer",
+                {"200": _ok("Offer", "The offer, its contact now assigned")},
+                (403, 404, 409, 422),
+                roles=(agent,),
+                params=(OFFER_ID,),
+                body=_body("Empty", required=False),
+            )
+        },
+        "/v1/offers/{id}/reject": {
+            "post": _op(
+                "reject_offer",
+                "offers",
+                "Reject an offer",
+                {"200": _ok("Rejected")},
+                (403, 404, 409, 422),
+                roles=(agent,),
+                params=(OFFER_ID,),
+                body=_body("Reason", required=False),
+            )
+        },
+        "/v1/queues": {
+            "get": _op(
+                "list_queues",
+                "queues",
+                "All queues, with live state",
+                {"200": _ok("QueueList")},
+                (403,),
+                roles=(sup, admin),
+            )
+        },
+        "/v1/queues/{name}": {
+            "get": _op(
+                "get_queue",
+                "queues",
+                "A queue, with live state",
+                {"200": _ok("Queue")},
+                (403, 404),
+                roles=(sup, admin),
+                params=(_path_param("name", "the queue's name", ident=False),),
+            )
+        },
+        "/healthz": {
+            "get": _op("healthz", "health", "Liveness", {"200": _ok("Health")}, (), roles=None)
+        },
+        "/openapi.json": {
+            "get": _op(
+                "openapi",
+                "health",
+                "This document",
+                {
+                    "200": {
+                        "description": "The OpenAPI 3.1 document",
+                        "content": {"application/json": {"schema": {"type": "object"}}},
+                    }
+                },
+                (),
+                roles=None,
+            )
+        },
+    }
+    for path, op_id in (("/readyz", "readyz"), ("/health", "health")):
+        paths[path] = {
+            "get": _op(
+                op_id,
+                "health",
+                "Readiness: the data store answers",
+                {"200": _ok("Ready")},
+                (),
+                roles=None,
+            )
+        }
+    return paths
+
+
+def build_document() -> JSON:
+    """A fresh copy of the whole document."""
+    from .app import MAX_BODY_BYTES  # app.py imports this module
+
+    doc: JSON = {
+        "openapi": OPENAPI_VERSION,
+        "info": {
+            "title": "Switchboard routing API",
+            "version": API_VERSION,
+            "description": (
+                "Contact-center routing: ingest contacts, route them to agents, and act on "
+                "offers and contacts.\n\n"
+                "Send `Authorization: Bearer <token>` on every /v1/ request; a token belongs "
+                "to one tenant and holds roles (ingest, agent, supervisor, admin). Bodies are "
+                f"JSON or msgpack, at most {MAX_BODY_BYTES} bytes; an empty body reads as {{}}. "
+                "Every error is `application/problem+json` (RFC 9457). "
+                "A request to an unknown path gets a 404 problem, an unknown method a 405 one."
+            ),
+        },
+        "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
+        "security": [{"bearer": []}],
+        "tags": [
+            {"name": "contacts"},
+            {"name": "agents"},
+            {"name": "offers"},
+            {"name": "queues"},
+            {"name": "health"},
+        ],
+        "paths": _paths(),
+        "components": {
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "An API token from the tenant's configuration",
+                }
+            },
+            "schemas": _schemas(),
+            "responses": _responses(MAX_BODY_BYTES),
+        },
+    }
+    return copy.deepcopy(doc)  # shares nothing with this module's constants
+
+
+@functools.cache
+def document_json() -> str:
+    return json.dumps(build_document(), separators=(",", ":"))
+
+
+async def openapi_json(request: web.Request) -> web.Response:
+    return web.Response(text=document_json(), content_type="application/json")

@@ -16,6 +16,7 @@ from ..model import AgentSpec, AgentStatus, ContactState
 from .auth import Principal, principal
 from .bodies import invalid, read_body
 from .context import SERVICE, engine_for
+from .negotiate import respond
 from .problems import ApiError
 from .render import agent_json, offer_json
 
@@ -66,7 +67,7 @@ async def _agent_response(
         raise AgentNotFound(f"agent {aid!r} does not exist")
     states = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
     offers = [c.id for c in states if c.state is ContactState.RESERVED]
-    return web.json_response(agent_json(a, offers), status=status)
+    return respond(request, agent_json(a, offers), status)
 
 
 @routes.get("/v1/agents/{id}")
@@ -97,7 +98,7 @@ async def heartbeat(request: web.Request) -> web.Response:
     aid = request.match_info["id"]
     _acting_agent(who, aid)
     status = await engine_for(request, who).heartbeat(aid)
-    return web.json_response({"agent": aid, "status": status.value})
+    return respond(request, {"agent": aid, "status": status.value})
 
 
 MAX_WAIT_S = 60
@@ -126,7 +127,7 @@ async def offers(request: web.Request) -> web.Response:
     await engine.heartbeat(aid)
     wakeups = request.app[SERVICE].wakeups
     if wait == 0 or wakeups is None:
-        return web.json_response({"offers": await _current_offers(engine, aid)})
+        return respond(request, {"offers": await _current_offers(engine, aid)})
     deadline = asyncio.get_running_loop().time() + wait
     with wakeups.waiter(who.tenant, aid) as woken:
         while True:
@@ -134,7 +135,7 @@ async def offers(request: web.Request) -> web.Response:
             held = await _current_offers(engine, aid)
             left = deadline - asyncio.get_running_loop().time()
             if held or left <= 0:
-                return web.json_response({"offers": held})
+                return respond(request, {"offers": held})
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(woken.wait(), timeout=left)
 
@@ -158,7 +159,7 @@ async def accept(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     agent = await _offer_agent(request, who, oid)
     await engine.accept(oid, agent)
-    return web.json_response(offer_json(await engine.get_contact(oid)))
+    return respond(request, offer_json(await engine.get_contact(oid)))
 
 
 @routes.post("/v1/offers/{id}/reject")
@@ -169,4 +170,4 @@ async def reject(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     agent = await _offer_agent(request, who, oid)
     await engine.reject(oid, agent, body.ident("reason") or "")
-    return web.json_response({"id": oid, "rejected": True})
+    return respond(request, {"id": oid, "rejected": True})

@@ -10,6 +10,7 @@ from ..model import ContactState, Customer, NewContact
 from .auth import Principal, principal
 from .bodies import invalid, read_body
 from .context import engine_for
+from .negotiate import respond
 from .problems import ApiError
 from .render import contact_json
 
@@ -86,7 +87,7 @@ async def create_contact(request: web.Request) -> web.Response:
     }
     if result.state is ContactState.QUEUED:
         out["position"] = await engine.position(result.contact_id)
-    return web.json_response(out, status=200 if result.duplicate else 201)
+    return respond(request, out, 200 if result.duplicate else 201)
 
 
 async def _readable(request: web.Request, who: Principal, contact_id: str) -> None:
@@ -113,7 +114,7 @@ async def find_contacts(request: web.Request) -> web.Response:
     found = await engine_for(request, who).find_by_external_id(external_id)
     if who.pool is not None and Role.ADMIN not in who.roles:
         found = [c for c in found if c.pool == who.pool]
-    return web.json_response({"contacts": [contact_json(c) for c in found]})
+    return respond(request, {"contacts": [contact_json(c) for c in found]})
 
 
 @routes.get("/v1/contacts/{id}")
@@ -122,7 +123,7 @@ async def get_contact(request: web.Request) -> web.Response:
     cid = request.match_info["id"]
     await _readable(request, who, cid)
     c = await engine_for(request, who).get_contact(cid)
-    return web.json_response(contact_json(c))
+    return respond(request, contact_json(c))
 
 
 @routes.post("/v1/contacts/{id}/abandon")
@@ -132,7 +133,7 @@ async def abandon(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     cid = request.match_info["id"]
     await engine.abandon(cid, body.ident("reason") or "")
-    return web.json_response(contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_json(await engine.get_contact(cid)))
 
 
 async def _holder(request: web.Request, who: Principal, cid: str) -> str | None:
@@ -159,7 +160,7 @@ async def transfer(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.transfer(cid, queue=queue, agent=agent, by_agent=by)
-    return web.json_response(contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_json(await engine.get_contact(cid)))
 
 
 @routes.post("/v1/contacts/{id}/complete")
@@ -170,7 +171,7 @@ async def complete(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.complete(cid, by, body.ident("disposition") or "")
-    return web.json_response(contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_json(await engine.get_contact(cid)))
 
 
 @routes.post("/v1/contacts/{id}/wrapup-done")
@@ -184,4 +185,4 @@ async def wrapup_done(request: web.Request) -> web.Response:
     if c0.state is not ContactState.WRAP_UP:
         raise ApiError(409, "conflict", f"contact {cid} is {c0.state.value}, not in wrap-up")
     await engine.finish_wrap_up(cid, by, body.ident("disposition") or "")
-    return web.json_response(contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_json(await engine.get_contact(cid)))

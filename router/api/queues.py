@@ -10,6 +10,7 @@ from ..config.model import QueueConfig, Role
 from ..engine import Engine
 from .auth import principal
 from .context import engine_for
+from .negotiate import respond
 
 routes = web.RouteTableDef()
 
@@ -37,7 +38,7 @@ async def list_queues(request: web.Request) -> web.Response:
     who = principal(request, Role.SUPERVISOR, Role.ADMIN)
     engine = engine_for(request, who)
     out = [await _queue_json(engine, q) for q in engine.tenant.queues.values()]
-    return web.json_response({"queues": out})
+    return respond(request, {"queues": out})
 
 
 @routes.get("/v1/queues/{name}")
@@ -47,4 +48,4 @@ async def get_queue(request: web.Request) -> web.Response:
     q = engine.tenant.queues.get(request.match_info["name"])
     if q is None:
         raise web.HTTPNotFound(reason=f"no queue named {request.match_info['name']!r}")
-    return web.json_response(await _queue_json(engine, q))
+    return respond(request, await _queue_json(engine, q))

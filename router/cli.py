@@ -30,9 +30,10 @@ def _serve(args: argparse.Namespace) -> int:
         redis_url=args.redis_url or os.environ.get("SWITCHBOARD_REDIS_URL") or None,
         data_dir=Path(args.data_dir),
         appendfsync=args.appendfsync,
+        config_path=Path(args.config),
     )
     service = Service(config, options)
-    app = build_api(service)
+    app = build_api(service, reload_on_sighup=True)
 
     async def announce(app: web.Application) -> None:
         print(describe(service, args.host, args.port), flush=True)

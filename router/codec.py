@@ -83,6 +83,7 @@ def decode_contact(tenant: str, contact_id: str, h: dict[bytes, bytes]) -> Conta
         wrap_up_ms=_i(h, "wrapat"),
         completed_ms=_i(h, "completed"),
         disposition=_s(h, "disposition"),
+        abandoned_ms=_i(h, "abandoned"),
         preferred_agent=_s(h, "pref"),
         why=json.loads(why) if why else None,
     )

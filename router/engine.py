@@ -76,19 +76,25 @@ class Engine:
         t = self.tenant
         k = self.keys
         known_pools = {_s(p) for p in await self.redis.smembers(k.pools)}
+        removed = await self.removed_queues()
+        # One transaction: every process's scripts see the old config or the new one.
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(k.anchor, mapping=tenant_fields(t))
         for q in t.queues.values():
             pipe.delete(k.queue(q.id))
             pipe.hset(k.queue(q.id), mapping=queue_fields(t, q))
+            pipe.sadd(k.queues, q.id)
         for sub in await self._subqueue_configs():
             pipe.delete(k.queue(sub.id))
             pipe.hset(k.queue(sub.id), mapping=queue_fields(t, sub))
+        for routing_id, moved in removed.items():
+            pipe.hset(k.queue(routing_id), "moved", moved)
         for p in t.pools.values():
             pipe.sadd(k.pools, p.id)
             if p.id not in known_pools and not p.open:
                 pipe.sadd(k.pools_closed, p.id)
         await pipe.execute()
+        await self._retire(removed)
         for agent_id in sorted(_s(a) for a in await self.redis.smembers(k.agents)):
             # Re-lane from a snapshot; if another process changes the agent
             # meanwhile, the script refuses the stale write and we read again.
@@ -103,6 +109,79 @@ class Engine:
                     break
         subs = await self._subqueue_configs()
         await self.dispatch(all_lanes(t) + [f"{q.id}:{ch}" for q in subs for ch in q.channels])
+
+    async def removed_queues(self) -> dict[str, str]:
+        """Routing queues (configured queues and their sub-queues) that the config no
+        longer has -> their `moved` field: `<channel>=<queue>,...`, where each
+        channel's contacts go. A channel with no fallback keeps an earlier mapping,
+        or is left out (see `unplaceable`)."""
+        k, t = self.keys, self.tenant
+        gone = sorted({_s(q) for q in await self.redis.smembers(k.queues)} - set(t.queues))
+        if not gone:
+            return {}
+        subs = {
+            _s(a): _s(b).split("|")[0] for a, b in (await self.redis.hgetall(k.subqueues)).items()
+        }
+        out: dict[str, str] = {}
+        for q in gone:
+            chans, old = await self.redis.hmget(k.queue(q), ["chans", "moved"])
+            before = dict(p.split("=", 1) for p in _s(old or b"").split(",") if "=" in p)
+            moved: dict[str, str] = {}
+            for ch in filter(None, _s(chans or b"").split(",")):
+                dest = t.fallback_for(ch) or before.get(ch)
+                if dest is not None:
+                    moved[ch] = dest
+            value = ",".join(f"{ch}={dest}" for ch, dest in moved.items())
+            out[q] = value
+            out.update({sub: value for sub, base in subs.items() if base == q})
+        return out
+
+    async def unplaceable(self, tenant: TenantConfig) -> list[str]:
+        """Problems that stop `tenant` from replacing the current config: a removed
+        queue with a channel that has nowhere to send its contacts."""
+        k = self.keys
+        problems = []
+        gone = sorted({_s(q) for q in await self.redis.smembers(k.queues)} - set(tenant.queues))
+        for q in gone:
+            chans, old = await self.redis.hmget(k.queue(q), ["chans", "moved"])
+            before = {p.split("=", 1)[0] for p in _s(old or b"").split(",") if "=" in p}
+            for ch in filter(None, _s(chans or b"").split(",")):
+                if tenant.fallback_for(ch) is None and ch not in before:
+                    problems.append(
+                        f"queues.{q}: removed, but its {ch} contacts would have nowhere to go: "
+                        f"set routing.fallback_queue to a queue serving {ch}, or "
+                        f"default_queues.{ch}"
+                    )
+        return problems
+
+    async def _retire(self, removed: dict[str, str]) -> int:
+        """Move the contacts waiting in removed queues to their fallbacks."""
+        total = 0
+        for routing_id in removed:
+            sig = routing_id.partition(subqueues.SEP)[2]
+            if sig:
+                # the fallback must keep the contact's own skill requirements
+                raw = await self.redis.hget(self.keys.subqueues, routing_id)
+                skills = subqueues.decode(_s(raw or b""))[1] if raw else {}
+                for dest in {
+                    p.split("=", 1)[1] for p in removed[routing_id].split(",") if "=" in p
+                }:
+                    if dest in self.tenant.queues and skills:
+                        await self.ensure_subqueues(self.tenant.queues[dest], skills)
+            while True:
+                moved, left = await self._run("queue_retire", routing_id, DISPATCH_BATCH)
+                total += int(moved)
+                if int(left) == 0 or int(moved) == 0:
+                    break
+        return total
+
+    async def reconfigure(self, tenant: TenantConfig) -> None:
+        """Switch to a new config of the same tenant (a reload)."""
+        if tenant.id != self.tenant.id:
+            raise ValidationError(f"engine of {self.tenant.id} cannot take tenant {tenant.id}")
+        self.tenant = tenant
+        self._subqueues_seen.clear()
+        await self.apply_config()
 
     # -- sub-queues (per-contact skill requirements) ------------------------
 
@@ -221,7 +300,7 @@ class Engine:
         cust = _digest(new.customer.id) if new.customer.id else ""
         sig = await self.ensure_subqueues(queue, new.skills)
         r = self.tenant.routing
-        cid, state, agent, qid, dup = await self._run(
+        cid, state, agent, qid, dup, pos, wait_ms = await self._run(
             "create_contact",
             contact_id,
             queue.id,
@@ -242,6 +321,8 @@ class Engine:
             agent=_s(agent) or None,
             queue=_s(qid),
             duplicate=bool(int(dup)),
+            position=int(pos) if pos not in (b"", "") else None,
+            estimated_wait_s=round(int(wait_ms) / 1000, 1) if wait_ms not in (b"", "") else None,
         )
 
     async def accept(self, contact_id: str, agent_id: str) -> None:
@@ -418,6 +499,22 @@ class Engine:
         if not h:
             raise AgentNotFound(f"agent {agent_id!r} does not exist")
         return codec.decode_agent(agent_id, h, list(contacts))
+
+    # -- agent tokens ------------------------------------------------------
+
+    async def issue_agent_token(self, agent_id: str, token_digest: str) -> int:
+        """Bind a token (by its SHA-256) to one agent; returns the agent's token count."""
+        validate_id(agent_id, "agent")
+        (count,) = await self._run("agent_token", agent_id, token_digest)
+        return int(count)
+
+    async def revoke_agent_tokens(self, agent_id: str) -> None:
+        validate_id(agent_id, "agent")
+        await self._run("agent_token", agent_id, "")
+
+    async def agent_for_token(self, token_digest: str) -> str | None:
+        aid = await self.redis.hget(self.keys.agent_tokens, token_digest)
+        return None if aid is None else _s(aid)
 
     async def agent_ids(self) -> list[str]:
         return sorted(_s(a) for a in await self.redis.smembers(self.keys.agents))

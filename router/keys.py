@@ -42,6 +42,16 @@ class TenantKeys:
         return self.prefix + "offers"
 
     @property
+    def config(self) -> str:
+        """Hash {version, source, text}: the config file last applied by a reload."""
+        return self.prefix + "config"
+
+    @property
+    def config_channel(self) -> str:
+        """Shard channel: a reload publishes the new config version here."""
+        return self.prefix + "config:changed"
+
+    @property
     def timers(self) -> str:
         """Sorted set of due timers: member `<kind>|<id>`, score = due ms."""
         return self.prefix + "timers"
@@ -60,6 +70,11 @@ class TenantKeys:
     def pools(self) -> str:
         """Set of the pools the config defines."""
         return self.prefix + "pools"
+
+    @property
+    def queues(self) -> str:
+        """Set of every queue id a config has defined, so removed ones can be found."""
+        return self.prefix + "queues"
 
     @property
     def pools_closed(self) -> str:
@@ -113,6 +128,20 @@ class TenantKeys:
     def agent_waiting(self, agent_id: str) -> str:
         """Sorted set of contacts waiting for this agent only (preferred agent, transfer)."""
         return self.prefix + "aw:" + agent_id
+
+    # -- API tokens --------------------------------------------------------
+    @property
+    def agent_tokens(self) -> str:
+        """Hash token sha256 -> agent id: tokens bound to one agent, issued by an admin."""
+        return self.prefix + "tokens"
+
+    def tokens_of_agent(self, agent_id: str) -> str:
+        """Set of the token digests issued for one agent (so they can be revoked)."""
+        return self.prefix + "at:" + agent_id
+
+    def rate_bucket(self, token_id: str) -> str:
+        """Hash {tokens, ts}: one API token's request-rate bucket."""
+        return self.prefix + "rl:" + token_id
 
     def pattern(self) -> str:
         """SCAN pattern matching every key of the tenant (tests, tenant deletion)."""

@@ -72,6 +72,10 @@ class RouteResult:
     agent: str | None
     queue: str
     duplicate: bool = False
+    # Set by create_contact when the contact is queued: its 1-based place in line,
+    # and the estimated wait in seconds (None when there is no basis for one).
+    position: int | None = None
+    estimated_wait_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -98,6 +102,7 @@ class Contact:
     wrap_up_ms: int | None
     completed_ms: int | None
     disposition: str | None
+    abandoned_ms: int | None
     preferred_agent: str | None
     why: dict[str, Any] | None
 

@@ -13,10 +13,14 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
+from . import config_sync
 from .clock import Clock, RealClock
+from .config import load_config_text
 from .config.model import Config
 from .engine import Engine
+from .errors import ConfigError
 from .maintenance import trim_stream
+from .ratelimit import RateLimiter
 from .server.embedded import EmbeddedValkey
 from .store.connection import ServerInfo, open_checked, redact_url
 from .store.scripts import Scripts
@@ -33,6 +37,7 @@ class ServiceOptions:
     redis_url: str | None = None
     data_dir: Path = Path("var/valkey")
     appendfsync: str = "everysec"
+    config_path: Path | None = None  # what SIGHUP and POST /v1/admin/reload re-read
 
 
 class Service:
@@ -45,6 +50,10 @@ class Service:
         self.server_info: ServerInfo | None = None
         self.engines: dict[str, Engine] = {}
         self.wakeups: OfferWakeups | None = None
+        self.limiter: RateLimiter | None = None
+        # per tenant: the reloaded config version this process runs (0: its own file)
+        self.config_versions: dict[str, int] = {}
+        self._reload_lock = asyncio.Lock()
         self._stop = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -69,6 +78,7 @@ class Service:
             )
         self.redis, self.server_info = await open_checked(self.redis_url, log)
         scripts = Scripts(self.redis)
+        self.limiter = RateLimiter(scripts, self.clock)
         for tid, tenant in self.config.tenants.items():
             engine = Engine(self.redis, tenant, self.clock, scripts)
             await engine.apply_config()
@@ -79,10 +89,66 @@ class Service:
             asyncio.create_task(timers.run(self._stop)),
             asyncio.create_task(self._maintenance()),
             asyncio.create_task(self.wakeups.run(self._stop)),
+            asyncio.create_task(
+                config_sync.follow(self.redis, list(self.engines), self._follow, self._stop)
+            ),
         ]
         # long polls must not miss an offer made while the subscription starts
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeups.ready.wait(), timeout=5)
+
+    # -- reload ----------------------------------------------------------------
+
+    async def reload_from_file(self) -> int:
+        """Re-read the config file and switch every process to it (SIGHUP, admin)."""
+        path = self.options.config_path
+        if path is None:
+            raise ConfigError("this server was started without a config file to reload")
+        try:
+            text = path.read_bytes().decode("utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{path}: cannot read file: {exc}") from exc
+        return await self.reload(load_config_text(text, str(path)), text)
+
+    async def reload(self, config: Config, text: str) -> int:
+        """Validate `config` against the running one, apply it, and publish it to
+        the other processes. A refused config changes nothing. Returns its version."""
+        assert self.redis is not None
+        async with self._reload_lock:
+            added = sorted(set(config.tenants) - set(self.engines))
+            dropped = sorted(set(self.engines) - set(config.tenants))
+            if added or dropped:
+                what = f"adds tenant {added[0]}" if added else f"removes tenant {dropped[0]}"
+                raise ConfigError(
+                    f"{config.source}: tenants: the new config {what}; "
+                    "adding or removing a tenant needs a restart"
+                )
+            for tid, tenant in config.tenants.items():
+                problems = await self.engines[tid].unplaceable(tenant)
+                if problems:
+                    raise ConfigError(f"{config.source}: tenant {tid}: {problems[0]}")
+            for tid, tenant in config.tenants.items():
+                await self.engines[tid].reconfigure(tenant)
+            self.config = config
+            for tid in config.tenants:
+                version = await config_sync.publish(self.redis, tid, config.source, text)
+                self.config_versions[tid] = version
+                log.info("tenant %s: config %s applied as version %d", tid, config.source, version)
+            return max(self.config_versions.values())
+
+    async def _follow(self, tid: str, version: int, source: str, text: str) -> None:
+        """Another process reloaded: take its config (Redis already has it applied)."""
+        async with self._reload_lock:
+            if version <= self.config_versions.get(tid, 0):
+                return
+            tenant = load_config_text(text, source).tenants.get(tid)
+            if tenant is None:
+                log.error("config version %d of %s lost the tenant; not followed", version, tid)
+                return
+            self.engines[tid].tenant = tenant
+            self.config = Config({**self.config.tenants, tid: tenant}, source)
+            self.config_versions[tid] = version
+            log.info("tenant %s: following config %s version %d", tid, source, version)
 
     async def _maintenance(self) -> None:
         while not self._stop.is_set():

@@ -13,9 +13,9 @@ from ..engine import Engine
 from ..errors import AgentNotFound
 from ..ids import validate_id
 from ..model import AgentSpec, AgentStatus, ContactState
-from .auth import Principal, principal
+from .auth import Principal, digest, new_agent_token, principal
 from .bodies import invalid, read_body
-from .context import SERVICE, engine_for
+from .context import SERVICE, contact_view, engine_for
 from .negotiate import respond
 from .problems import ApiError
 from .render import agent_json, offer_json
@@ -70,6 +70,31 @@ async def _agent_response(
     return respond(request, agent_json(a, offers), status)
 
 
+@routes.get("/v1/agents")
+async def list_agents(request: web.Request) -> web.Response:
+    """Every agent of the tenant; a pool-scoped supervisor sees its pool's only.
+    `?pool=` and `?status=` narrow the list."""
+    who = principal(request, Role.ADMIN, Role.SUPERVISOR)
+    engine = engine_for(request, who)
+    pool = request.query.get("pool")
+    if pool is not None and pool not in engine.tenant.pools:
+        raise invalid("pool", f"no pool named {pool[:64]!r}")
+    status = request.query.get("status")
+    if status is not None and status not in {s.value for s in AgentStatus}:
+        raise invalid("status", "must be available, away or offline")
+    scope = who.pool if Role.ADMIN not in who.roles else None
+    agents = await asyncio.gather(*(engine.get_agent(a) for a in await engine.agent_ids()))
+    out = []
+    for a in sorted(agents, key=lambda a: a.id):
+        if (scope and a.pool != scope) or (pool and a.pool != pool):
+            continue
+        if status and a.status.value != status:
+            continue
+        states = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
+        out.append(agent_json(a, [c.id for c in states if c.state is ContactState.RESERVED]))
+    return respond(request, {"agents": out})
+
+
 @routes.get("/v1/agents/{id}")
 async def get_agent(request: web.Request) -> web.Response:
     who = principal(request, Role.ADMIN, Role.SUPERVISOR, Role.AGENT)
@@ -101,13 +126,38 @@ async def heartbeat(request: web.Request) -> web.Response:
     return respond(request, {"agent": aid, "status": status.value})
 
 
+@routes.post("/v1/agents/{id}/token")
+async def issue_token(request: web.Request) -> web.Response:
+    """A token that acts for this one agent (for its desktop). Shown once: only
+    its SHA-256 is kept, so a lost token is revoked and issued again."""
+    who = principal(request, Role.ADMIN)
+    aid = validate_id(request.match_info["id"], "id")
+    await read_body(request, ())
+    token = new_agent_token(who.tenant)
+    count = await engine_for(request, who).issue_agent_token(aid, digest(token))
+    return respond(
+        request, {"agent": aid, "token": token, "roles": ["agent"], "tokens": count}, 201
+    )
+
+
+@routes.delete("/v1/agents/{id}/token")
+async def revoke_tokens(request: web.Request) -> web.Response:
+    """Revoke every token issued for this agent; config tokens are not affected."""
+    who = principal(request, Role.ADMIN)
+    aid = validate_id(request.match_info["id"], "id")
+    await engine_for(request, who).revoke_agent_tokens(aid)
+    return respond(request, {"agent": aid, "tokens": 0})
+
+
 MAX_WAIT_S = 60
 
 
 async def _current_offers(engine: Engine, aid: str) -> list[dict[str, Any]]:
     a = await engine.get_agent(aid)
     contacts = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
-    return [offer_json(c) for c in contacts if c.state is ContactState.RESERVED]
+    return [
+        offer_json(c, contact_view(engine, c)) for c in contacts if c.state is ContactState.RESERVED
+    ]
 
 
 @routes.get("/v1/agents/{id}/offers")
@@ -159,7 +209,8 @@ async def accept(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     agent = await _offer_agent(request, who, oid)
     await engine.accept(oid, agent)
-    return respond(request, offer_json(await engine.get_contact(oid)))
+    c = await engine.get_contact(oid)
+    return respond(request, offer_json(c, contact_view(engine, c)))
 
 
 @routes.post("/v1/offers/{id}/reject")

@@ -2,27 +2,39 @@
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import signal
+
 from aiohttp import web
 
+from ..errors import SwitchboardError
 from ..service import Service
-from . import agents, contacts, openapi, queues
-from .auth import TokenTable, auth_middleware
+from . import admin, agent_events, agents, contacts, openapi, queues
+from .auth import auth_middleware
 from .context import SERVICE
 from .problems import problem, problems_middleware
 
 MAX_BODY_BYTES = 256 * 1024
+log = logging.getLogger("switchboard")
 
 
-def build_api(service: Service, *, manage_service: bool = True) -> web.Application:
-    """The v1 API app. With `manage_service`, the app starts and stops the service."""
+def build_api(
+    service: Service, *, manage_service: bool = True, reload_on_sighup: bool = False
+) -> web.Application:
+    """The v1 API app. With `manage_service`, the app starts and stops the service;
+    with `reload_on_sighup`, SIGHUP reloads the config file (the `serve` command)."""
     app = web.Application(
-        middlewares=[problems_middleware, auth_middleware(TokenTable(service.config))],
+        middlewares=[problems_middleware, auth_middleware(service)],
         client_max_size=MAX_BODY_BYTES,
     )
     app[SERVICE] = service
     app.add_routes(contacts.routes)
     app.add_routes(agents.routes)
     app.add_routes(queues.routes)
+    app.add_routes(admin.routes)
+    app.add_routes(agent_events.routes)
+    app.on_shutdown.append(agent_events.close_streams)  # end open streams first
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -47,4 +59,27 @@ def build_api(service: Service, *, manage_service: bool = True) -> web.Applicati
 
         app.on_startup.append(on_startup)
         app.on_cleanup.append(on_cleanup)
+    if reload_on_sighup:
+        app.on_startup.append(_reload_on_sighup)
     return app
+
+
+async def _reload_on_sighup(app: web.Application) -> None:
+    service = app[SERVICE]
+    pending: set[asyncio.Task[None]] = set()
+
+    async def reload() -> None:
+        try:
+            version = await service.reload_from_file()
+            log.info("SIGHUP: config reloaded, version %d", version)
+        except SwitchboardError as exc:
+            log.error("SIGHUP: config not reloaded, nothing changed: %s", exc.message)
+        except Exception:
+            log.exception("SIGHUP: config reload failed")
+
+    def on_sighup() -> None:
+        task = asyncio.create_task(reload())
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, on_sighup)

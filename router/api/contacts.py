@@ -9,10 +9,9 @@ from ..errors import ContactNotFound
 from ..model import ContactState, Customer, NewContact
 from .auth import Principal, principal
 from .bodies import invalid, read_body
-from .context import engine_for
+from .context import contact_view, engine_for
 from .negotiate import respond
 from .problems import ApiError
-from .render import contact_json
 
 routes = web.RouteTableDef()
 
@@ -79,14 +78,16 @@ async def create_contact(request: web.Request) -> web.Response:
         preferred_agent=body.ident("preferred_agent"),
     )
     result = await engine.create_contact(new)
-    out: dict[str, str | int | None] = {
+    out: dict[str, str | int | float | None] = {
         "id": result.contact_id,
         "state": result.state.value,
         "queue": result.queue,
         "agent": result.agent,
     }
     if result.state is ContactState.QUEUED:
-        out["position"] = await engine.position(result.contact_id)
+        # both come back from the create_contact script itself: no extra round trip
+        out["position"] = result.position
+        out["estimated_wait_s"] = result.estimated_wait_s
     return respond(request, out, 200 if result.duplicate else 201)
 
 
@@ -114,7 +115,8 @@ async def find_contacts(request: web.Request) -> web.Response:
     found = await engine_for(request, who).find_by_external_id(external_id)
     if who.pool is not None and Role.ADMIN not in who.roles:
         found = [c for c in found if c.pool == who.pool]
-    return respond(request, {"contacts": [contact_json(c) for c in found]})
+    engine = engine_for(request, who)
+    return respond(request, {"contacts": [contact_view(engine, c) for c in found]})
 
 
 @routes.get("/v1/contacts/{id}")
@@ -122,8 +124,8 @@ async def get_contact(request: web.Request) -> web.Response:
     who = principal(request)
     cid = request.match_info["id"]
     await _readable(request, who, cid)
-    c = await engine_for(request, who).get_contact(cid)
-    return respond(request, contact_json(c))
+    engine = engine_for(request, who)
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))
 
 
 @routes.post("/v1/contacts/{id}/abandon")
@@ -133,7 +135,7 @@ async def abandon(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     cid = request.match_info["id"]
     await engine.abandon(cid, body.ident("reason") or "")
-    return respond(request, contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))
 
 
 async def _holder(request: web.Request, who: Principal, cid: str) -> str | None:
@@ -160,7 +162,7 @@ async def transfer(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.transfer(cid, queue=queue, agent=agent, by_agent=by)
-    return respond(request, contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))
 
 
 @routes.post("/v1/contacts/{id}/complete")
@@ -171,7 +173,7 @@ async def complete(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.complete(cid, by, body.ident("disposition") or "")
-    return respond(request, contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))
 
 
 @routes.post("/v1/contacts/{id}/wrapup-done")
@@ -185,4 +187,4 @@ async def wrapup_done(request: web.Request) -> web.Response:
     if c0.state is not ContactState.WRAP_UP:
         raise ApiError(409, "conflict", f"contact {cid} is {c0.state.value}, not in wrap-up")
     await engine.finish_wrap_up(cid, by, body.ident("disposition") or "")
-    return respond(request, contact_json(await engine.get_contact(cid)))
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))

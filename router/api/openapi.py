@@ -25,6 +25,7 @@ from aiohttp import web
 from ..config.model import Role, Strategy
 from ..ids import ID_PATTERN
 from ..model import PREVIEW_MAX, SUBJECT_MAX, AgentStatus, ContactState
+from .agent_events import KEEPALIVE_S, MAX_STREAMS_PER_AGENT, RECHECK_S
 from .agents import MAX_WAIT_S
 from .bodies import MAX_DEPTH, MAX_NUMBER, MAX_STRING, MIN_NUMBER
 from .contacts import CUSTOMER_FIELDS
@@ -35,6 +36,7 @@ JSON = dict[str, Any]
 OPENAPI_VERSION = "3.1.0"
 API_VERSION = "1"
 MSGPACK = "application/msgpack"
+EVENT_STREAM = "text/event-stream"
 ID_REGEX = f"^{ID_PATTERN}$"
 # JSON Schema counts 2.0 as an integer; the body readers take only the literal 2.
 INTEGER = {"description": "an integer literal: 2, not 2.0"}
@@ -271,6 +273,13 @@ def _schemas() -> dict[str, JSON]:
                     "minimum": 1,
                     "description": "place in line; only when the contact is queued",
                 },
+                "estimated_wait_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "expected wait in seconds: place in line x recent handle "
+                    "time per slot / agents available for the queue; null when there is no "
+                    "basis (no agent available, no completed contact yet); only when queued",
+                },
             },
         },
         "Contact": _closed(contact_out),
@@ -358,10 +367,12 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
     401: ("Unauthorized", "No bearer token, or one that is not valid."),
     403: ("Forbidden", "The token lacks the role, or may not act for this agent."),
     404: ("NotFound", "No such resource for this tenant (or not visible to this token)."),
+    406: ("NotAcceptable", "The Accept header excludes the only media type served here."),
     409: ("Conflict", "Not allowed in the resource's current state; nothing changed."),
     413: ("TooLarge", "The body is larger than {max_body} bytes."),
     415: ("UnsupportedMediaType", "Send application/json or application/msgpack."),
     422: ("Invalid", "A field is invalid; `detail` starts with it and `field` names it."),
+    429: ("TooManyRequests", "Too many requests, or too many open streams; see `detail`."),
     500: ("InternalError", "An unexpected error; it was logged."),
     503: ("Unavailable", "The data store is unreachable, a queue is full, or not ready yet."),
 }
@@ -647,6 +658,36 @@ def _paths() -> dict[str, JSON]:
                 description="Answers at once when the agent has open offers, else as soon "
                 "as one is made, or with an empty list after `wait` seconds. Counts as a "
                 "heartbeat.",
+            )
+        },
+        "/v1/agents/{id}/events": {
+            "get": _op(
+                "agent_events",
+                "agents",
+                "The agent's events, as Server-Sent Events",
+                {
+                    "200": {
+                        "description": "An endless `text/event-stream` (docs/api.md). Events: "
+                        "`agent` (an Agent, on connect and when it changes), `offer` (an Offer, "
+                        "each open one), `offer.closed` (`{id, reason}`), `contact` (a Contact "
+                        "of the agent whose state changed). Each has `id:` (a per-connection "
+                        "sequence), `event:` and one line of JSON `data:`. A `: keepalive` "
+                        f"comment comes every {KEEPALIVE_S:g} s or sooner.",
+                        "headers": {
+                            "Cache-Control": {"schema": {"type": "string", "const": "no-cache"}},
+                            "X-Accel-Buffering": {"schema": {"type": "string", "const": "no"}},
+                        },
+                        "content": {EVENT_STREAM: {"schema": {"type": "string"}}},
+                    }
+                },
+                (403, 404, 406, 422, 429),
+                roles=(agent, admin),
+                params=(AGENT_ID,),
+                description="For desktops: Accept `text/event-stream` (or `*/*`, or none); "
+                "the token goes in the Authorization header, never in the URL. Offers arrive "
+                f"at once, other changes within {RECHECK_S:g} s. The open stream is the "
+                f"agent's heartbeat. At most {MAX_STREAMS_PER_AGENT} streams per agent and "
+                "server process (429 beyond). An agent token streams its own agent only.",
             )
         },
         "/v1/offers/{id}/accept": {

@@ -34,10 +34,19 @@ def problem(
 class ApiError(SwitchboardError):
     """An error raised by the HTTP layer itself (auth, body, route)."""
 
-    def __init__(self, status: int, title: str, detail: str, **details: object) -> None:
+    def __init__(
+        self,
+        status: int,
+        title: str,
+        detail: str,
+        *,
+        headers: dict[str, str] | None = None,
+        **details: object,
+    ) -> None:
         super().__init__(detail, **details)
         self.http_status = status
         self.title = title
+        self.headers = headers or {}
 
 
 @web.middleware
@@ -45,7 +54,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
     try:
         return await handler(request)
     except ApiError as exc:
-        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        headers = dict(exc.headers)
+        if exc.http_status == 401:
+            headers["WWW-Authenticate"] = "Bearer"
         return problem(exc.http_status, exc.title, exc.message, headers=headers, **exc.details)
     except SwitchboardError as exc:
         title = exc.code.replace("_", " ")

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..model import Agent, Contact
+from ..sla import Sla
 
 
 def rfc3339(ms: int | None) -> str | None:
@@ -15,7 +16,20 @@ def rfc3339(ms: int | None) -> str | None:
     return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def contact_json(c: Contact) -> dict[str, Any]:
+def sla_json(sla: Sla | None) -> dict[str, Any] | None:
+    if sla is None:
+        return None
+    return {
+        "threshold_s": sla.threshold_s,
+        "target": sla.target,
+        "due_at": rfc3339(sla.due_ms),
+        "status": sla.status.value,
+        "answered_in_s": None if sla.answered_in_ms is None else sla.answered_in_ms / 1000,
+    }
+
+
+def contact_json(c: Contact, sla: Sla | None = None) -> dict[str, Any]:
+    """`sla` is computed by the caller, which knows the queue config and the time."""
     return {
         "id": c.id,
         "state": c.state.value,
@@ -30,6 +44,7 @@ def contact_json(c: Contact) -> dict[str, Any]:
         "assigned_at": rfc3339(c.assigned_ms),
         "wrap_up_at": rfc3339(c.wrap_up_ms),
         "completed_at": rfc3339(c.completed_ms),
+        "abandoned_at": rfc3339(c.abandoned_ms),
         "disposition": c.disposition,
         "preferred_agent": c.preferred_agent,
         "customer": c.customer.to_dict(),
@@ -40,6 +55,7 @@ def contact_json(c: Contact) -> dict[str, Any]:
         "attributes": c.attributes,
         "external_id": c.external_id,
         "routing": c.why,
+        "sla": sla_json(sla),
     }
 
 
@@ -61,10 +77,11 @@ def agent_json(a: Agent, offers: list[str]) -> dict[str, Any]:
     }
 
 
-def offer_json(c: Contact) -> dict[str, Any]:
+def offer_json(c: Contact, view: dict[str, Any] | None = None) -> dict[str, Any]:
+    """`view`: the contact as the agent may see it (defaults to `contact_json(c)`)."""
     return {
         "id": c.id,
-        "contact": contact_json(c),
+        "contact": view if view is not None else contact_json(c),
         "queue": c.queue,
         "expires_at": rfc3339(c.offer_deadline_ms),
     }

@@ -26,6 +26,7 @@ from .model import (
     DEFAULT_CHANNELS,
     Config,
     FullAction,
+    LimitsConfig,
     Location,
     PoolConfig,
     PoolKind,
@@ -52,6 +53,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_HOW = "make one with: printf %s TOKEN | sha256sum"
 
 _SINGLE_TOP_KEYS = (
+    "limits",
     "tenant",
     "routing",
     "retention",
@@ -63,6 +65,7 @@ _SINGLE_TOP_KEYS = (
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
 _TENANT_KEYS = ("id", "name", "channels")
 _MULTI_TENANT_KEYS = (
+    "limits",
     "name",
     "channels",
     "routing",
@@ -80,6 +83,7 @@ _ROUTING_KEYS = (
     "prefer_last_agent",
     "preferred_agent_s",
     "transfer_wait_s",
+    "fallback_queue",
 )
 _RETENTION_KEYS = ("finished_contact_s", "idempotency_s", "stream_max_len")
 _POOL_KEYS = ("kind", "name", "vendor", "location", "open")
@@ -102,7 +106,8 @@ _QUEUE_KEYS = (
 )
 _STAGE_KEYS = ("after_s", "pools", "min_proficiency")
 _SLA_KEYS = ("threshold_s", "target")
-_TOKEN_KEYS = ("name", "sha256", "roles", "agent", "pool")
+_TOKEN_KEYS = ("name", "sha256", "roles", "agent", "pool", "requests_per_s", "burst")
+_LIMITS_KEYS = ("requests_per_s", "burst")
 _MIN_STREAM_LEN = 1000
 
 
@@ -395,6 +400,12 @@ class _Loader:
         default_queues = self.default_queues(
             body.get("default_queues", {}), _key(body_path, "default_queues"), channels, queues
         )
+        fallback = routing.fallback_queue
+        if fallback is not None and fallback not in queues:
+            self.fail(
+                _key(_key(body_path, "routing"), "fallback_queue"),
+                f"unknown queue {fallback!r}; defined queues: {_choices(queues)}",
+            )
         return TenantConfig(
             id=tid,
             name=name,
@@ -405,6 +416,7 @@ class _Loader:
             queues=queues,
             tokens=tokens,
             default_queues=default_queues,
+            limits=self.limits(body.get("limits", {}), _key(body_path, "limits")),
         )
 
     def tenant_channels(self, value: object, path: str) -> tuple[str, ...]:
@@ -453,7 +465,28 @@ class _Loader:
             prefer_last_agent=prefer_last,
             preferred_agent_s=self.opt_nonneg(t, path, "preferred_agent_s", d.preferred_agent_s),
             transfer_wait_s=self.opt_nonneg(t, path, "transfer_wait_s", d.transfer_wait_s),
+            fallback_queue=(
+                self.ident(t["fallback_queue"], _key(path, "fallback_queue"), "queue")
+                if "fallback_queue" in t
+                else None
+            ),
         )
+
+    def limits(self, value: object, path: str) -> LimitsConfig:
+        t = self.table(value, path)
+        self.keys(t, path, _LIMITS_KEYS)
+        rate, burst = self.rate(t, path)
+        return LimitsConfig(requests_per_s=rate or LimitsConfig.requests_per_s, burst=burst)
+
+    def rate(self, t: Mapping[str, object], path: str) -> tuple[float | None, int | None]:
+        """`requests_per_s` (> 0) and `burst` (>= 1), either may be absent."""
+        rate: float | None = None
+        if "requests_per_s" in t:
+            rate = self.opt_number(t, path, "requests_per_s", 0.0, gt=0)
+        burst: int | None = None
+        if "burst" in t:
+            burst = self.opt_int(t, path, "burst", 1, ge=1)
+        return rate, burst
 
     def retention(self, value: object, path: str) -> RetentionConfig:
         t = self.table(value, path)
@@ -787,12 +820,15 @@ class _Loader:
             pool = self.string(t["pool"], ppath)
             if pool not in pools:
                 self.fail(ppath, f"unknown pool {pool!r}; defined pools: {_choices(pools)}")
+        rate, burst = self.rate(t, path)
         return TokenConfig(
             sha256=sha256,
             roles=roles,
             name=self.opt_string(t, path, "name"),
             agent=agent,
             pool=pool,
+            requests_per_s=rate,
+            burst=burst,
         )
 
     def sha256(self, t: Mapping[str, object], path: str) -> str:

@@ -108,6 +108,9 @@ class RoutingConfig:
     prefer_last_agent: bool = False
     preferred_agent_s: float = 20.0  # how long a contact waits for its preferred agent
     transfer_wait_s: float = 30.0  # how long a transfer waits for a named agent
+    # Where contacts go when a config reload removes their queue (then the channel's
+    # default queue, when this one does not serve the contact's channel).
+    fallback_queue: str | None = None
 
 
 class Role(StrEnum):
@@ -126,6 +129,27 @@ class TokenConfig:
     name: str = ""
     agent: str | None = None  # an agent token bound to one agent; None: platform-wide
     pool: str | None = None  # a supervisor token scoped to one pool
+    requests_per_s: float | None = None  # overrides the tenant's [limits]
+    burst: int | None = None
+
+
+@dataclass(frozen=True)
+class LimitsConfig:
+    """Per-token request rate: a token bucket refilled at `requests_per_s`."""
+
+    requests_per_s: float = 100.0
+    burst: int | None = None  # bucket size; default: two seconds' worth
+
+    def bucket(self, token: TokenConfig | None = None) -> tuple[float, int]:
+        """(rate, burst) for `token`, its own settings first."""
+        rate = self.requests_per_s
+        burst = self.burst
+        if token is not None and token.requests_per_s is not None:
+            rate = token.requests_per_s
+            burst = token.burst
+        if token is not None and token.burst is not None:
+            burst = token.burst
+        return rate, burst if burst is not None else max(1, round(2 * rate))
 
 
 @dataclass(frozen=True)
@@ -146,6 +170,14 @@ class TenantConfig:
     queues: dict[str, QueueConfig] = field(default_factory=dict)
     tokens: tuple[TokenConfig, ...] = ()
     default_queues: dict[str, str] = field(default_factory=dict)  # channel -> queue
+    limits: LimitsConfig = field(default_factory=LimitsConfig)
+
+    def fallback_for(self, channel: str) -> str | None:
+        """Where a contact on `channel` goes when its queue is removed by a reload."""
+        fb = self.routing.fallback_queue
+        if fb is not None and fb in self.queues and channel in self.queues[fb].channels:
+            return fb
+        return self.default_queues.get(channel)
 
     def wrap_up_ms(self, queue: QueueConfig, channel: str) -> int:
         seconds = queue.wrap_up_s

@@ -40,6 +40,9 @@ SCRIPT_NAMES = (
     "pool_gate",
     "dispatch",
     "lanes_add",
+    "agent_token",
+    "rate_take",
+    "queue_retire",
 )
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
+from pathlib import Path
+from typing import Protocol
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -13,7 +15,7 @@ from redis.asyncio import Redis
 from router.api.app import build_api
 from router.clock import VirtualClock
 from router.config import load_config_text
-from router.config.model import Config, Role, TokenConfig
+from router.config.model import Role
 from router.service import Service, ServiceOptions
 
 from ..conftest import drop_tenant, new_tenant_id
@@ -24,12 +26,29 @@ def token(tenant: str, name: str) -> str:
     return f"{tenant}-{name}"
 
 
-def _tok(
-    plain: str, *roles: Role, agent: str | None = None, pool: str | None = None
-) -> TokenConfig:
-    return TokenConfig(
-        hashlib.sha256(plain.encode()).hexdigest(), frozenset(roles), plain, agent, pool
-    )
+# name -> (roles, extra keys) of the tokens every test tenant has
+TOKENS: dict[str, tuple[tuple[Role, ...], str]] = {
+    "admin": ((Role.ADMIN,), ""),
+    "ingest": ((Role.INGEST,), ""),
+    "agent": ((Role.AGENT,), ""),
+    "a1": ((Role.AGENT,), 'agent = "a1"'),
+    "supervisor": ((Role.SUPERVISOR,), ""),
+    "near-supervisor": ((Role.SUPERVISOR,), 'pool = "near"'),
+}
+
+
+def api_toml(tenant: str, body: str | None = None, extra: str = "") -> str:
+    """A whole config file for a test tenant: `body` (tests/factories.py's by
+    default), default queues, its tokens, and `extra` TOML."""
+    parts = [tenant_toml(tenant, body), extra, '[default_queues]\nvoice = "voice"\nchat = "chat"']
+    for name, (roles, keys) in TOKENS.items():
+        digest = hashlib.sha256(token(tenant, name).encode()).hexdigest()
+        role_list = ", ".join(f'"{r.value}"' for r in roles)
+        parts.append(
+            f'[[tokens]]\nname = "{token(tenant, name)}"\nsha256 = "{digest}"\n'
+            f"roles = [{role_list}]\n{keys}"
+        )
+    return "\n".join(parts) + "\n"
 
 
 @dataclasses.dataclass
@@ -43,29 +62,44 @@ class Api:
         return {"Authorization": f"Bearer {token(self.tenant, name)}"}
 
 
-ApiFactory = Callable[[], Awaitable[Api]]
+class ApiFactory(Protocol):
+    def __call__(
+        self,
+        body: str | None = None,
+        *,
+        extra: str = "",
+        config_file: Path | None = None,
+        share_with: Api | None = None,
+    ) -> Awaitable[Api]: ...
 
 
 @pytest.fixture
 async def make_api(redis_url: str, redis: Redis) -> AsyncIterator[ApiFactory]:
+    """Builds a served API for a fresh tenant. `config_file`: written with the
+    config and reloadable. `share_with`: another server ("process") of that Api's
+    tenant and config file, on the same Redis."""
     made: list[Api] = []
 
-    async def factory() -> Api:
-        tid = new_tenant_id()
-        base = load_config_text(tenant_toml(tid), "<test>").tenants[tid]
-        tokens = (
-            _tok(token(tid, "admin"), Role.ADMIN),
-            _tok(token(tid, "ingest"), Role.INGEST),
-            _tok(token(tid, "agent"), Role.AGENT),
-            _tok(token(tid, "a1"), Role.AGENT, agent="a1"),
-            _tok(token(tid, "supervisor"), Role.SUPERVISOR),
-            _tok(token(tid, "near-supervisor"), Role.SUPERVISOR, pool="near"),
-        )
-        tenant = dataclasses.replace(
-            base, tokens=tokens, default_queues={"voice": "voice", "chat": "chat"}
-        )
-        clock = VirtualClock()
-        service = Service(Config({tid: tenant}), ServiceOptions(redis_url=redis_url), clock)
+    async def factory(
+        body: str | None = None,
+        *,
+        extra: str = "",
+        config_file: Path | None = None,
+        share_with: Api | None = None,
+    ) -> Api:
+        if share_with is not None:
+            tid, clock = share_with.tenant, share_with.clock
+            config_file = share_with.service.options.config_path
+            assert config_file is not None
+            text = config_file.read_text()
+        else:
+            tid, clock = new_tenant_id(), VirtualClock()
+            text = api_toml(tid, body, extra)
+            if config_file is not None:
+                config_file.write_text(text)
+        config = load_config_text(text, str(config_file or "<test>"))
+        options = ServiceOptions(redis_url=redis_url, config_path=config_file)
+        service = Service(config, options, clock)
         client = TestClient(TestServer(build_api(service)))
         await client.start_server()
         api = Api(client, service, tid, clock)
@@ -75,4 +109,5 @@ async def make_api(redis_url: str, redis: Redis) -> AsyncIterator[ApiFactory]:
     yield factory
     for api in made:
         await api.client.close()
-        await drop_tenant(redis, api.tenant)
+    for tid in {api.tenant for api in made}:
+        await drop_tenant(redis, tid)

@@ -306,7 +306,7 @@ def test_multi_tenant_file() -> None:
         (
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
-            "channels, default_queues, name, pools, queues, retention, routing, tokens",
+            "channels, default_queues, limits, name, pools, queues, retention, routing, tokens",
         ),
         (
             '[tenants."a b"]\n',
@@ -334,7 +334,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown top-level key",
         doc(top="[routeing]"),
-        "routeing: unknown key; allowed keys: default_queues, pools, queues, retention, routing, "
+        "routeing: unknown key; allowed keys: default_queues, limits, pools, queues, retention, routing, "
         "tenant, tenants, tokens",
     ),
     (
@@ -811,7 +811,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "routing unknown key",
         doc(top="[routing]\nmax_missed = 3"),
-        "routing.max_missed: unknown key; allowed keys: exclusive_channels, max_missed_offers, "
+        "routing.max_missed: unknown key; allowed keys: exclusive_channels, fallback_queue, max_missed_offers, "
         "prefer_last_agent, preferred_agent_s, presence_timeout_s, transfer_wait_s, wrap_up_s",
     ),
     (

@@ -287,7 +287,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown token key",
         BASE + token(token='"s3cret"'),
-        "tokens[0].token: unknown key; allowed keys: agent, name, pool, roles, sha256",
+        "tokens[0].token: unknown key; allowed keys: agent, burst, name, pool, requests_per_s, roles, sha256",
     ),
     ("token name type", BASE + token(name="1"), "tokens[0].name: expected string, got integer 1"),
     # tokens: sha256
@@ -462,3 +462,39 @@ def test_error_details_carry_the_path() -> None:
     with pytest.raises(ConfigError) as info:
         load(BASE + token(A) + token(A))
     assert info.value.details == {"source": SRC, "path": "tokens[1].sha256"}
+
+
+# -- rate limits and the reload fallback ------------------------------------------------
+
+
+def test_limits_default_per_tenant_and_per_token() -> None:
+    text = BASE + "\n[limits]\nrequests_per_s = 5\n" + token(A) + token(B, requests_per_s="50")
+    text += token(C, burst="3")
+    tenant = load(text).tenants["t1"]
+    a, b, c = tenant.tokens
+    assert tenant.limits.bucket(a) == (5, 10)  # burst defaults to two seconds' worth
+    assert tenant.limits.bucket(b) == (50, 100)
+    assert tenant.limits.bucket(c) == (5, 3)
+    assert load(BASE).tenants["t1"].limits.bucket() == (100, 200)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ("\n[limits]\nrequests_per_s = 0\n", "limits.requests_per_s: must be > 0"),
+        ("\n[limits]\nburst = 0\n", "limits.burst: must be >= 1"),
+        ("\n[limits]\nrate = 3\n", "limits.rate: unknown key; allowed keys: burst, requests_per_s"),
+        (token(A, requests_per_s='"fast"'), "tokens[0].requests_per_s: expected number"),
+        ('\n[routing]\nfallback_queue = "nope"\n', "routing.fallback_queue: unknown queue 'nope'"),
+    ],
+)
+def test_limit_and_fallback_errors_name_the_key(extra: str, message: str) -> None:
+    assert error_of(BASE + extra).startswith(f"{SRC}: {message}")
+
+
+def test_fallback_serves_the_channel_or_the_default_queue_does() -> None:
+    text = BASE + '\n[routing]\nfallback_queue = "messages"\n[default_queues]\nvoice = "calls"\n'
+    tenant = load(text).tenants["t1"]
+    assert tenant.fallback_for("chat") == "messages"
+    assert tenant.fallback_for("voice") == "calls"  # messages does not take voice
+    assert tenant.fallback_for("email") is None

@@ -16,14 +16,36 @@ ARGV[11] customer digest, or '' (remembers the customer's last agent)
 ARGV[12] skill signature, or '': the contact then waits in sub-queue <queue>~<sig>
          where the engine created one (see engine.ensure_subqueues)
 
-Returns  { contact id, state, agent id or '', queue id, duplicate 0|1 }
+Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
+           estimated wait }
          duplicate = 1: the idempotency key was seen; nothing changed and the
          first contact's id is returned.
+         position: 1-based place of a queued contact in its line, '' when not queued.
+         estimated wait (ms, integer): position x handle time per slot (qs:<queue>,
+         kept by complete_now) / agents staffed on the lane (sa:<queue>:<channel>);
+         '' when not queued or when there is no basis (no agent available on the
+         lane, no completed contact of the queue and channel yet). See
+         docs/architecture.md, "Estimated wait".
 Errors   SBNOQUEUE, SBINVALID (channel not served), SBQUEUEFULL, SBDUPLICATE (id taken)
 Events   contact.received, contact.queued, then contact.reserved if an agent is ready.
 ]]
 
 --!include lib/core.lua
+
+-- Place in line and estimated wait (ms) of a queued contact, or '', ''.
+local function wait_estimate(c)
+  if c.state ~= 'queued' or c.place == '' then return '', '' end
+  local rank = call('ZRANK', P .. c.place, c.id)
+  if not rank then return '', '' end
+  local pos = rank + 1
+  local staffed = 1 -- waiting for one named agent (aw:), which was available
+  if string.sub(c.place, 1, 2) == 'w:' then
+    staffed = call('SCARD', P .. 'sa:' .. c.queue .. ':' .. c.channel)
+  end
+  local aht = num(call('HGET', P .. 'qs:' .. base_queue(c.queue), 'aht:' .. c.channel), nil)
+  if staffed == 0 or not aht then return pos, '' end
+  return pos, math.floor(pos * aht / staffed + 0.5)
+end
 
 local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
 local prio = tonumber(ARGV[5])
@@ -38,8 +60,11 @@ if idem ~= '' then
   local prev = call('GET', P .. 'idem:' .. idem)
   if prev then
     local c = load_contact(prev)
-    if c then return { prev, c.state, c.agent, base_queue(c.queue), 1 } end
-    return { prev, 'expired', '', '', 1 }
+    if c then
+      local pos, wait = wait_estimate(c)
+      return { prev, c.state, c.agent, base_queue(c.queue), 1, pos, wait }
+    end
+    return { prev, 'expired', '', '', 1, '', '' }
   end
 end
 if call('EXISTS', P .. 'c:' .. cid) == 1 then
@@ -77,4 +102,5 @@ end
 emit('contact.queued', cfields(c, { 'preferred_agent', c.pref }))
 schedule_stage(c)
 local aid = route_contact(c)
-return { cid, c.state, aid or '', base_queue(c.queue), 0 }
+local pos, wait = wait_estimate(c)
+return { cid, c.state, aid or '', base_queue(c.queue), 0, pos, wait }

@@ -61,7 +61,7 @@ local function qcfg(q)
   local c = QC[q]
   if c == nil then
     local v = call('HMGET', P .. 'q:' .. q, 'chans', 'nst', 'after', 'pools', 'aging', 'offer',
-      'strat', 'max', 'full', 'ovq', 'wrap')
+      'strat', 'max', 'full', 'ovq', 'wrap', 'moved')
     if not v[1] then
       QC[q] = false
       return false
@@ -69,7 +69,7 @@ local function qcfg(q)
     c = {
       id = q, chans = v[1], nst = tonumber(v[2]), aging = tonumber(v[5]), offer = tonumber(v[6]),
       strat = v[7], max = num(v[8], 0), full = str(v[9]), ovq = str(v[10]),
-      after = {}, pools = {}, wrap = {},
+      after = {}, pools = {}, wrap = {}, moved = nil,
     }
     local i = 0
     for s in string.gmatch(v[3], '[^,]+') do
@@ -81,6 +81,14 @@ local function qcfg(q)
     end
     for ch, ms in string.gmatch(str(v[11]), '([^,=]+)=(%d+)') do
       c.wrap[ch] = tonumber(ms)
+    end
+    -- a queue removed from the config: `moved` = "<channel>=<queue>,...", where
+    -- its contacts go (engine.apply_config); new contacts may not join it
+    if v[12] then
+      c.moved = {}
+      for ch, dest in string.gmatch(v[12], '([^,=]+)=([^,]+)') do
+        c.moved[ch] = dest
+      end
     end
     QC[q] = c
   end

@@ -51,6 +51,7 @@ end
 local function forget_lanes(a)
   a.lanes = nil
   a.cl = nil
+  a.restaff = true
 end
 
 -- Whether the agent may take one more contact on `ch` (status, capacity and
@@ -70,9 +71,22 @@ local function agent_score(a, strat, rank, cap, load)
   return a.idle
 end
 
+-- Staffing of a lane: sa:<q>:<ch> holds the agents signed in as available with
+-- that lane, busy or not (the wait estimate of create_contact counts them). It
+-- changes only with the status or the lanes (set_status and forget_lanes set
+-- a.restaff), so charging and releasing an agent cost no extra command.
+local function restaff(a, lanes)
+  local on = a.status == 'available'
+  for i = 1, #lanes do
+    call(on and 'SADD' or 'SREM', P .. 'sa:' .. lanes[i].lane, a.id)
+  end
+  a.restaff = nil
+end
+
 -- Put the agent in, or take it out of, the ready set of each of its lanes.
 local function sync_agent(a)
   local lanes = agent_lanes(a)
+  if a.restaff then restaff(a, lanes) end
   for i = 1, #lanes do
     local l = lanes[i]
     local key = P .. 'r:' .. l.lane .. ':' .. l.e .. ':' .. a.pool
@@ -86,10 +100,12 @@ local function sync_agent(a)
   end
 end
 
+-- Take the agent out of its lanes' ready and staffing sets (before they change).
 local function unsync_agent(a)
   local lanes = agent_lanes(a)
   for i = 1, #lanes do
     call('ZREM', P .. 'r:' .. lanes[i].lane .. ':' .. lanes[i].e .. ':' .. a.pool, a.id)
+    call('SREM', P .. 'sa:' .. lanes[i].lane, a.id)
   end
 end
 
@@ -122,6 +138,7 @@ local function set_status(a, status, reason, from_agent)
   local prev = a.status
   a.status = status
   a.reason = reason
+  if (prev == 'available') ~= (status == 'available') then a.restaff = true end
   local fields = { 'status', status, 'reason', reason }
   if status == 'available' then
     a.idle = NOW
@@ -159,8 +176,34 @@ local function schedule_stage(c)
   end
 end
 
+local routing_queue -- defined below
+
+-- A contact whose queue was removed from the config moves to the queue the
+-- removed queue names for its channel (following further removals), stage 0,
+-- keeping its arrival time. Returns true when it moved.
+local function follow_removed(c)
+  local from = c.queue
+  local qc = qcfg(c.queue)
+  local hops = 0
+  while qc and qc.moved and qc.moved[c.channel] and hops < 8 do
+    qc = qcfg(routing_queue(qc.moved[c.channel], c.sig))
+    hops = hops + 1
+  end
+  if hops == 0 or not qc or qc.moved then return false end
+  c.queue = qc.id
+  c.stage = 0
+  c.qentered = NOW
+  c.score = c.created - c.prio * qc.aging
+  call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score)
+  emit('contact.transferred', cfields(c, { 'from_queue', base_queue(from), 'from_state', c.state,
+    'reason', 'queue_removed', 'wait_ms', NOW - c.created }))
+  schedule_stage(c)
+  return true
+end
+
 -- Put a contact (state already set by the caller) into its queue's waiting set.
 local function place_in_queue(c)
+  follow_removed(c)
   c.place = 'w:' .. c.queue .. ':' .. c.channel .. ':' .. c.stage
   call('ZADD', P .. c.place, c.score, c.id)
   call('HSET', P .. 'c:' .. c.id, 'state', 'queued', 'place', c.place, 'agent', '', 'pool', '',
@@ -189,7 +232,7 @@ local function queue_size(qc)
 end
 
 -- The routing queue for configured queue `q` and a contact skill signature.
-local function routing_queue(q, sig)
+routing_queue = function(q, sig)
   if sig ~= '' and qcfg(q .. '~' .. sig) then return q .. '~' .. sig end
   return q
 end
@@ -200,6 +243,7 @@ local function admit_queue(q, ch, sig)
   while true do
     local qc = qcfg(routing_queue(q, sig))
     if not qc then raise('SBNOQUEUE', 'queue ' .. q .. ' does not exist') end
+    if qc.moved then raise('SBNOQUEUE', 'queue ' .. q .. ' was removed from the configuration') end
     if not queue_has_channel(qc, ch) then
       raise('SBINVALID', 'queue ' .. q .. ' does not take channel ' .. ch)
     end
@@ -434,9 +478,29 @@ local function advance_stage(c)
   route_contact(c)
 end
 
+-- Handle time per concurrent slot, for the wait estimate of create_contact: an
+-- exponentially weighted mean per configured queue and channel, in qs:<queue>
+-- fields aht:<ch> (ms) and n:<ch> (samples). The weight is 1/n for the first
+-- samples (a plain mean) and AHT_WEIGHT after that: about the last 20 contacts.
+-- An agent working `cap` contacts of the channel at once frees a slot every
+-- handle/cap ms at full load, which is what a waiting contact waits for.
+local AHT_WEIGHT = 0.1
+local function record_handle_time(c, a, handle_ms)
+  local cap = 1
+  if a then cap = math.max(1, (capload(a, c.channel))) end
+  local key = P .. 'qs:' .. base_queue(c.queue)
+  local v = call('HMGET', key, 'aht:' .. c.channel, 'n:' .. c.channel)
+  local n = math.min(num(v[2], 0) + 1, 1000000)
+  local sample = math.max(0, handle_ms) / cap
+  local aht = num(v[1], sample)
+  aht = aht + math.max(AHT_WEIGHT, 1 / n) * (sample - aht)
+  call('HSET', key, 'aht:' .. c.channel, string.format('%.1f', aht), 'n:' .. c.channel, n)
+end
+
 local function complete_now(c, a, disposition)
   local assigned = num(c.assigned, NOW)
   local wrapat = num(c.wrapat, NOW)
+  if c.assigned ~= '' then record_handle_time(c, a, NOW - assigned) end
   call('HSET', P .. 'c:' .. c.id, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
   c.state = 'completed'
   emit('contact.completed', cfields(c, { 'agent', c.agent, 'pool', c.pool,

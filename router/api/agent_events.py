@@ -32,9 +32,9 @@ from ..errors import AgentNotFound, ContactNotFound
 from ..ids import validate_id
 from ..model import Agent, Contact, ContactState
 from .auth import Principal, principal
-from .context import SERVICE
+from .context import SERVICE, contact_view
 from .problems import ApiError
-from .render import agent_json, contact_json, offer_json
+from .render import agent_json, offer_json
 
 log = logging.getLogger("switchboard.api.events")
 
@@ -177,15 +177,21 @@ class _Diff:
         for cid in sorted(self.offers - {c.id for c in open_now}):
             c = now.get(cid) or await _contact_or_none(engine, cid)
             out.append(("offer.closed", {"id": cid, "reason": _closed_reason(c, a.id)}))
-        out += [("offer", offer_json(c)) for c in open_now if c.id not in self.offers]
+        out += [
+            ("offer", offer_json(c, contact_view(engine, c)))
+            for c in open_now
+            if c.id not in self.offers
+        ]
         self.offers = {c.id for c in open_now}
         held = {cid: c for cid, c in now.items() if cid not in self.offers}
         for cid in sorted(self.held.keys() - held.keys()):  # completed or moved away
             gone = await _contact_or_none(engine, cid)
             if gone is not None:
-                out.append(("contact", contact_json(gone)))
+                out.append(("contact", contact_view(engine, gone)))
         out += [
-            ("contact", contact_json(c)) for c in held.values() if self.held.get(c.id) != c.state
+            ("contact", contact_view(engine, c))
+            for c in held.values()
+            if self.held.get(c.id) != c.state
         ]
         self.held = {cid: c.state for cid, c in held.items()}
         if not first and snapshot is not None:

@@ -25,6 +25,7 @@ from aiohttp import web
 from ..config.model import Role, Strategy
 from ..ids import ID_PATTERN
 from ..model import PREVIEW_MAX, SUBJECT_MAX, AgentStatus, ContactState
+from ..sla import SlaStatus
 from .agent_events import KEEPALIVE_S, MAX_STREAMS_PER_AGENT, RECHECK_S
 from .agents import MAX_WAIT_S
 from .bodies import MAX_DEPTH, MAX_NUMBER, MAX_STRING, MIN_NUMBER
@@ -169,6 +170,7 @@ def _schemas() -> dict[str, JSON]:
         "assigned_at": _nullable(TIMESTAMP),
         "wrap_up_at": _nullable(TIMESTAMP),
         "completed_at": _nullable(TIMESTAMP),
+        "abandoned_at": _nullable(TIMESTAMP),
         "disposition": {"type": ["string", "null"]},
         "preferred_agent": {"type": ["string", "null"]},
         "customer": {
@@ -195,6 +197,11 @@ def _schemas() -> dict[str, JSON]:
                 "candidates": {"type": ["array", "object"]},
                 "at": {"type": "integer", "description": "epoch milliseconds"},
             },
+        },
+        "sla": {
+            "oneOf": [{"type": "null"}, _ref("Sla")],
+            "description": "the service level against the queue's target; null when the "
+            "queue is no longer configured",
         },
     }
     agent_out: dict[str, JSON] = {
@@ -283,6 +290,20 @@ def _schemas() -> dict[str, JSON]:
             },
         },
         "Contact": _closed(contact_out),
+        "Sla": _closed(
+            {
+                "threshold_s": {"type": "number", "minimum": 0},
+                "target": {"type": "number", "minimum": 0, "maximum": 1},
+                "due_at": TIMESTAMP,
+                "status": _enum(
+                    [s.value for s in SlaStatus],
+                    description="waiting / breached: not answered, inside / past the "
+                    "threshold; met / missed: answered inside / after it; short_abandon: "
+                    "left inside it (not counted); abandoned: left after it",
+                ),
+                "answered_in_s": {"type": ["number", "null"], "minimum": 0},
+            }
+        ),
         "ContactList": _closed(
             {"contacts": {"type": "array", "items": _ref("Contact")}},
         ),
@@ -325,6 +346,27 @@ def _schemas() -> dict[str, JSON]:
             },
         },
         "Agent": _closed(agent_out),
+        "AgentList": _closed({"agents": {"type": "array", "items": _ref("Agent")}}),
+        "AgentToken": _closed(
+            {
+                "agent": {"type": "string"},
+                "token": {
+                    "type": "string",
+                    "pattern": "^sb1\\.",
+                    "description": "shown once: only its SHA-256 is kept",
+                },
+                "roles": {"type": "array", "items": {"const": "agent"}},
+                "tokens": {"type": "integer", "minimum": 1, "description": "the agent's tokens"},
+            }
+        ),
+        "TokensRevoked": _closed({"agent": {"type": "string"}, "tokens": {"const": 0}}),
+        "Reloaded": _closed(
+            {
+                "version": {"type": "integer", "minimum": 1},
+                "queues": {"type": "array", "items": {"type": "string"}},
+                "pools": {"type": "array", "items": {"type": "string"}},
+            }
+        ),
         "Heartbeat": _closed({"agent": {"type": "string"}, "status": _enum(AGENT_STATUSES)}),
         "Offer": _closed(
             {
@@ -387,6 +429,14 @@ def _problem_response(status: int, description: str) -> JSON:
         out["headers"] = {
             "WWW-Authenticate": {"required": True, "schema": {"type": "string", "const": "Bearer"}}
         }
+    if status == 429:
+        out["headers"] = {
+            "Retry-After": {
+                "description": "seconds until the token may send again",
+                "required": True,
+                "schema": {"type": "string", "pattern": "^[0-9]+$"},
+            }
+        }
     if status == 503:
         out["headers"] = {
             "Retry-After": {
@@ -404,8 +454,12 @@ def _responses(max_body: int) -> dict[str, JSON]:
     }
 
 
-def _ok(schema: str, description: str = "OK") -> JSON:
-    return {"description": description, "content": {"application/json": {"schema": _ref(schema)}}}
+def _ok(schema: str, description: str = "OK", *, json_only: bool = False) -> JSON:
+    """JSON, or msgpack for a caller that sends `Accept: application/msgpack`."""
+    content = {"application/json": {"schema": _ref(schema)}}
+    if not json_only:
+        content[MSGPACK] = {"schema": _ref(schema)}
+    return {"description": description, "content": content}
 
 
 # -- operations ----------------------------------------------------------------
@@ -456,7 +510,7 @@ def _op(
     """One operation. `roles`: None for a public route, () for any authenticated caller."""
     codes = set(errors) | set(ALWAYS)
     if roles is not None:
-        codes.add(401)
+        codes.update((401, 429))  # 429: the token's rate limit
     if body is not None:
         codes.update(BODY_ERRORS)
     responses: JSON = dict(ok)
@@ -586,6 +640,70 @@ def _paths() -> dict[str, JSON]:
             )
         }
     paths |= {
+        "/v1/agents": {
+            "get": _op(
+                "list_agents",
+                "agents",
+                "List agents",
+                {"200": _ok("AgentList")},
+                (403, 422),
+                roles=(admin, sup),
+                params=(
+                    {
+                        "name": "pool",
+                        "in": "query",
+                        "required": False,
+                        "description": "only this pool's agents",
+                        "schema": {"type": "string"},
+                    },
+                    {
+                        "name": "status",
+                        "in": "query",
+                        "required": False,
+                        "description": "only agents with this status",
+                        "schema": _enum(AGENT_STATUSES),
+                    },
+                ),
+                description="A supervisor token scoped to a pool sees that pool's agents only.",
+            )
+        },
+        "/v1/agents/{id}/token": {
+            "post": _op(
+                "issue_agent_token",
+                "agents",
+                "Issue a token bound to this agent",
+                {"201": _ok("AgentToken", "Issued")},
+                (403, 404),
+                roles=(admin,),
+                params=(AGENT_ID,),
+                body=_body("Empty", required=False),
+                description="For the agent's desktop: it acts for this agent alone, with the "
+                "agent role. The token is returned once; only its SHA-256 is stored.",
+            ),
+            "delete": _op(
+                "revoke_agent_tokens",
+                "agents",
+                "Revoke every token issued for this agent",
+                {"200": _ok("TokensRevoked")},
+                (403, 422),
+                roles=(admin,),
+                params=(AGENT_ID,),
+            ),
+        },
+        "/v1/admin/reload": {
+            "post": _op(
+                "reload_config",
+                "admin",
+                "Reload the configuration file",
+                {"200": _ok("Reloaded", "Applied by every server process")},
+                (403,),
+                roles=(admin,),
+                body=_body("Empty", required=False),
+                description="Validated first: a bad file gets 422 naming the file and key, and "
+                "changes nothing. Contacts waiting in a removed queue move to "
+                "`routing.fallback_queue` or their channel's default queue. Also done on SIGHUP.",
+            )
+        },
         "/v1/agents/{id}": {
             "put": _op(
                 "put_agent",
@@ -736,7 +854,14 @@ def _paths() -> dict[str, JSON]:
             )
         },
         "/healthz": {
-            "get": _op("healthz", "health", "Liveness", {"200": _ok("Health")}, (), roles=None)
+            "get": _op(
+                "healthz",
+                "health",
+                "Liveness",
+                {"200": _ok("Health", json_only=True)},
+                (),
+                roles=None,
+            )
         },
         "/openapi.json": {
             "get": _op(
@@ -760,7 +885,7 @@ def _paths() -> dict[str, JSON]:
                 op_id,
                 "health",
                 "Readiness: the data store answers",
-                {"200": _ok("Ready")},
+                {"200": _ok("Ready", json_only=True)},
                 (),
                 roles=None,
             )
@@ -794,6 +919,7 @@ def build_document() -> JSON:
             {"name": "agents"},
             {"name": "offers"},
             {"name": "queues"},
+            {"name": "admin"},
             {"name": "health"},
         ],
         "paths": _paths(),

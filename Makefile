@@ -4,6 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 CONFIG ?= config/demo.toml
+HOST ?= 127.0.0.1
+PORT ?= 8080
 
 .PHONY: run test lint typecheck check bench clean
 
@@ -14,9 +16,13 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	@echo "Switchboard on http://127.0.0.1:8080 (API /v1/, OpenAPI /openapi.json, health /healthz)"
+	@echo "Switchboard on http://$(HOST):$(PORT)"
+	@echo "  API        http://$(HOST):$(PORT)/v1/"
+	@echo "  OpenAPI    http://$(HOST):$(PORT)/openapi.json"
+	@echo "  dashboard  http://$(HOST):$(PORT)/dashboard/"
+	@echo "  health     http://$(HOST):$(PORT)/healthz"
 	@echo "Demo tokens (config/demo.toml): demo-admin demo-ingest demo-agent demo-supervisor"
-	$(BIN)/python -m router serve --config $(CONFIG)
+	$(BIN)/python -m router serve --config $(CONFIG) --host $(HOST) --port $(PORT)
 
 lint: $(STAMP)
 	$(BIN)/ruff check router adapters loadtests tests

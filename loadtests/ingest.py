@@ -239,13 +239,19 @@ def process(
 
 
 @contextlib.contextmanager
-def valkey(appendfsync: str, data_root: Path, cpu: int | None) -> Iterator[tuple[str, int]]:
+def valkey(
+    appendfsync: str, data_root: Path, cpu: int | None, unix_socket: bool
+) -> Iterator[tuple[str, int]]:
     """A private embedded Valkey on disk (not tmpfs: fsync must mean something)."""
     from router.server.embedded import EmbeddedValkey
 
     data_root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=f"ingest-{appendfsync}-", dir=data_root) as tmp:
-        server = EmbeddedValkey(Path(tmp), appendfsync=appendfsync)  # type: ignore[arg-type]
+        server = EmbeddedValkey(
+            Path(tmp),
+            appendfsync=appendfsync,  # type: ignore[arg-type]
+            unix_socket=unix_socket,
+        )
         server.start()
         try:
             assert server.pid is not None
@@ -418,15 +424,13 @@ def bare(args: argparse.Namespace, wrk: str, tmp: Path, pins: Pinning, tag: str)
 def ingest(
     args: argparse.Namespace, wrk: str, tmp: Path, pins: Pinning, fsync: str, tag: str
 ) -> dict[str, Any]:
-    with valkey(fsync, args.data_dir, pins.valkey) as (redis_url, valkey_pid):
+    with valkey(fsync, args.data_dir, pins.valkey, args.unix_socket) as (redis_url, valkey_pid):
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [
             *pin(pins.server),
             sys.executable,
-            "-m",
-            "router",
-            "serve",
+            *args.server.split(),
             "--config",
             str(CONFIG),
             "--port",
@@ -635,6 +639,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="where Valkey's AOF goes (a disk, not tmpfs; default var/bench)",
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
+    p.add_argument(
+        "--unix-socket",
+        action="store_true",
+        help="the server talks to Valkey over a unix socket instead of TCP loopback",
+    )
+    p.add_argument(
+        "--server",
+        default="-m router serve",
+        metavar="ARGS",
+        help="Python arguments that start the server; it must take the serve options "
+        "--config, --port and --redis-url (default: -m router serve)",
+    )
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     return p
 

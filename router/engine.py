@@ -289,16 +289,18 @@ class Engine:
         preferred = (
             validate_id(new.preferred_agent, "preferred_agent") if new.preferred_agent else ""
         )
-        bounded = NewContact(
-            **{
-                **new.__dict__,
-                "subject": new.subject[:SUBJECT_MAX],
-                "preview": new.preview[:PREVIEW_MAX],
-            }
-        )
+        bounded = new
+        if len(new.subject) > SUBJECT_MAX or len(new.preview) > PREVIEW_MAX:
+            bounded = NewContact(
+                **{
+                    **new.__dict__,
+                    "subject": new.subject[:SUBJECT_MAX],
+                    "preview": new.preview[:PREVIEW_MAX],
+                }
+            )
         idem = _digest(new.idempotency_key) if new.idempotency_key else ""
         cust = _digest(new.customer.id) if new.customer.id else ""
-        sig = await self.ensure_subqueues(queue, new.skills)
+        sig = await self.ensure_subqueues(queue, new.skills) if new.skills else ""
         r = self.tenant.routing
         cid, state, agent, qid, dup, pos, wait_ms = await self._run(
             "create_contact",

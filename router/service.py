@@ -81,6 +81,8 @@ class Service:
         self.limiter = RateLimiter(scripts, self.clock)
         for tid, tenant in self.config.tenants.items():
             engine = Engine(self.redis, tenant, self.clock, scripts)
+            for problem in await engine.unplaceable(tenant):
+                log.warning("%s: tenant %s: %s", self.config.source, tid, problem)
             await engine.apply_config()
             self.engines[tid] = engine
         timers = TimerLoop(list(self.engines.values()), self.clock)

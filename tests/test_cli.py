@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -85,3 +86,104 @@ def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+@pytest.mark.parametrize(
+    ("args", "env"),
+    [
+        (["--workers", "0"], {}),
+        (["--header-timeout", "0"], {}),
+        (["--body-timeout", "soon"], {}),
+        (["--log-format", "xml"], {}),
+        (["--log-level", "loud"], {}),
+        ([], {"SWITCHBOARD_LOG_FORMAT": "xml"}),
+    ],
+)
+def test_serve_rejects_bad_settings_before_starting(args: list[str], env: dict[str, str]) -> None:
+    r = subprocess.run(
+        [sys.executable, "-m", "router", "serve", "--port", "1", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, **env},
+    )
+    assert r.returncode == 2, r.stderr
+    assert "error:" in r.stderr and "Traceback" not in r.stderr
+
+
+def _drop_keys(url: str, tenant: str) -> None:
+    import redis
+
+    from router.keys import TenantKeys
+
+    client = redis.Redis.from_url(url)
+    keys = list(client.scan_iter(match=TenantKeys(tenant).pattern(), count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.mark.slow
+def test_serve_applies_its_timeouts_and_logs_json(tmp_path: Path, redis_url: str) -> None:
+    """The flags reach the server: a silent connection is closed after
+    --header-timeout, a trickled body gets 408 after --body-timeout, and with
+    SWITCHBOARD_LOG_FORMAT=json every log line is one JSON object."""
+    from .api.conftest import api_toml
+    from .conftest import new_tenant_id
+
+    tid = new_tenant_id()
+    config = tmp_path / "switchboard.toml"
+    config.write_text(api_toml(tid))
+    port = _free_port()
+    args = ["--port", str(port), "--config", str(config), "--redis-url", redis_url]
+    args += ["--header-timeout", "0.5", "--body-timeout", "0.5"]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "router", "serve", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "SWITCHBOARD_LOG_FORMAT": "json"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "not ready"
+                time.sleep(0.1)
+
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as silent:
+            start = time.monotonic()
+            assert silent.recv(1024) == b""
+            assert 0.4 <= time.monotonic() - start <= 3
+
+        body = b'{"channel": "chat"}'
+        head = (
+            "POST /v1/contacts HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {tid}-ingest\r\nContent-Length: {len(body)}\r\n"
+            "X-Request-Id: cli-slow-body\r\n\r\n"
+        ).encode()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as slow:
+            slow.sendall(head + body[:3])  # and the rest never comes
+            start = time.monotonic()
+            reply = slow.recv(65536)
+            assert reply.startswith(b"HTTP/1.1 408 "), reply
+            assert 0.4 <= time.monotonic() - start <= 3
+
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+        assert proc.returncode == 0, err
+        assert "Switchboard listening on" in out
+        records = [json.loads(line) for line in err.splitlines()]  # every line is JSON
+        (access,) = [r for r in records if r.get("request_id") == "cli-slow-body"]
+        assert access["logger"] == "switchboard.access" and access["status"] == 408
+        assert access["tenant"] == tid and access["path"] == "/v1/contacts"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        _drop_keys(redis_url, tid)

@@ -31,7 +31,7 @@ from ..engine import Engine
 from ..errors import AgentNotFound, ContactNotFound
 from ..ids import validate_id
 from ..model import Agent, Contact, ContactState
-from .auth import Principal, principal
+from .auth import Principal, digest, principal
 from .context import SERVICE, contact_view
 from .problems import ApiError
 from .render import agent_json, offer_json
@@ -222,6 +222,14 @@ def _acting_agent(who: Principal, agent_id: str) -> None:
     raise ApiError(403, "forbidden", f"this token may not act for agent {agent_id}")
 
 
+async def _still_authorized(engine: Engine, token_digest: str) -> bool:
+    """Whether the stream's token still exists: a stream outlives any request, so a
+    token revoked (issued ones) or removed by a reload (configured ones) ends it."""
+    if any(t.sha256 == token_digest for t in engine.tenant.tokens):
+        return True
+    return await engine.agent_for_token(token_digest) is not None
+
+
 def _heartbeat_every(engine: Engine) -> float:
     """The keepalive interval, short enough that presence never times out."""
     presence = engine.tenant.routing.presence_timeout_s
@@ -284,6 +292,7 @@ async def _stream(
     service = request.app[SERVICE]
     hub = _hub(request.app)
     loop = asyncio.get_running_loop()
+    token = digest(request.headers.get("Authorization", "").partition(" ")[2].strip())
     seq = 0
 
     async def send(events: list[tuple[str, dict[str, Any]]], head: bytes = b"") -> None:
@@ -314,6 +323,8 @@ async def _stream(
         engine = engine_now
         await send(await diff.step(engine))
         if loop.time() >= beat_at:
+            if not await _still_authorized(engine, token):
+                return  # a reconnect gets its 401
             await engine.heartbeat(aid)
             await send([], b": keepalive\n\n")
             beat_at = loop.time() + _heartbeat_every(engine)

@@ -14,20 +14,26 @@ from . import admin, agent_events, agents, contacts, openapi, queues
 from .auth import auth_middleware
 from .context import SERVICE
 from .problems import problem, problems_middleware
+from .requestlog import request_id_middleware, stamp_request_id
 
 MAX_BODY_BYTES = 256 * 1024
 log = logging.getLogger("switchboard")
 
 
 def build_api(
-    service: Service, *, manage_service: bool = True, reload_on_sighup: bool = False
+    service: Service,
+    *,
+    manage_service: bool = True,
+    reload_on_sighup: bool = False,
+    max_body_bytes: int = MAX_BODY_BYTES,
 ) -> web.Application:
     """The v1 API app. With `manage_service`, the app starts and stops the service;
     with `reload_on_sighup`, SIGHUP reloads the config file (the `serve` command)."""
     app = web.Application(
-        middlewares=[problems_middleware, auth_middleware(service)],
-        client_max_size=MAX_BODY_BYTES,
+        middlewares=[request_id_middleware, problems_middleware, auth_middleware(service)],
+        client_max_size=max_body_bytes,
     )
+    app.on_response_prepare.append(stamp_request_id)  # streamed responses too
     app[SERVICE] = service
     app.add_routes(contacts.routes)
     app.add_routes(agents.routes)

@@ -411,7 +411,8 @@ _PROBLEMS: dict[int, tuple[str, str]] = {
     404: ("NotFound", "No such resource for this tenant (or not visible to this token)."),
     406: ("NotAcceptable", "The Accept header excludes the only media type served here."),
     409: ("Conflict", "Not allowed in the resource's current state; nothing changed."),
-    413: ("TooLarge", "The body is larger than {max_body} bytes."),
+    408: ("RequestTimeout", "The body did not arrive within the server's body timeout."),
+    413: ("TooLarge", "The body is larger than the server's limit ({max_body} bytes by default)."),
     415: ("UnsupportedMediaType", "Send application/json or application/msgpack."),
     422: ("Invalid", "A field is invalid; `detail` starts with it and `field` names it."),
     429: ("TooManyRequests", "Too many requests, or too many open streams; see `detail`."),
@@ -464,7 +465,7 @@ def _ok(schema: str, description: str = "OK", *, json_only: bool = False) -> JSO
 
 # -- operations ----------------------------------------------------------------
 
-BODY_ERRORS = (400, 413, 415, 422)
+BODY_ERRORS = (400, 408, 413, 415, 422)
 ALWAYS = (500, 503)
 
 
@@ -907,7 +908,9 @@ def build_document() -> JSON:
                 "offers and contacts.\n\n"
                 "Send `Authorization: Bearer <token>` on every /v1/ request; a token belongs "
                 "to one tenant and holds roles (ingest, agent, supervisor, admin). Bodies are "
-                f"JSON or msgpack, at most {MAX_BODY_BYTES} bytes; an empty body reads as {{}}. "
+                f"JSON or msgpack, at most {MAX_BODY_BYTES} bytes unless the server sets another "
+                "limit; an empty body reads as {}. Answers are JSON, or msgpack for "
+                "`Accept: application/msgpack`. "
                 "Every error is `application/problem+json` (RFC 9457). "
                 "A request to an unknown path gets a 404 problem, an unknown method a 405 one."
             ),

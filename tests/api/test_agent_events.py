@@ -104,6 +104,15 @@ def _stream_tasks() -> list[asyncio.Task[Any]]:
     return found
 
 
+async def _ends(sse: Sse, within: float = 3.0) -> None:
+    """The stream ends (EOF) within `within` seconds, whatever it sends before."""
+    deadline = time.monotonic() + within
+    with pytest.raises(EOFError):
+        while True:
+            await sse.block(timeout=max(0.01, deadline - time.monotonic()))
+    assert time.monotonic() < deadline
+
+
 async def _settles(check: Any, timeout: float = 3.0) -> None:
     deadline = time.monotonic() + timeout
     while not check():
@@ -226,6 +235,22 @@ async def test_who_may_stream_and_what_they_must_accept(make_api: ApiFactory) ->
         sse.resp.close()
 
 
+async def test_a_revoked_token_ends_its_stream(make_api: ApiFactory) -> None:
+    api = await make_api()
+    await _agent(api)
+    r = await api.client.post("/v1/agents/a1/token", headers=api.auth("admin"))
+    token = (await r.json())["token"]
+    r = await api.client.get(EVENTS.format("a1"), headers={"Authorization": f"Bearer {token}"})
+    sse = Sse(r)
+    assert (await sse.event())[0] == "agent"
+    assert await sse.block() == {"": "keepalive"}  # still authorized: the stream goes on
+    r = await api.client.delete("/v1/agents/a1/token", headers=api.auth("admin"))
+    assert r.status == 200
+    await _ends(sse)
+    r = await api.client.get(EVENTS.format("a1"), headers={"Authorization": f"Bearer {token}"})
+    assert r.status == 401
+
+
 def test_accept_negotiation() -> None:
     assert accepts_event_stream(None) and accepts_event_stream("")
     assert accepts_event_stream("text/event-stream")
@@ -327,9 +352,7 @@ async def test_server_shutdown_ends_open_streams_promptly(
             started = time.monotonic()
             await asyncio.wait_for(runner.cleanup(), timeout=10)
             assert time.monotonic() - started < 3
-        with pytest.raises(EOFError):
-            while True:
-                await sse.block(timeout=2)
+        await _ends(sse)
         assert open_streams(app) == 0 and not _stream_tasks()
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
 

@@ -7,6 +7,7 @@ number of processes) may serve the same tenant against one Redis.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -501,6 +502,32 @@ class Engine:
         if not h:
             raise AgentNotFound(f"agent {agent_id!r} does not exist")
         return codec.decode_agent(agent_id, h, list(contacts))
+
+    # -- conversations (see conversations.py) --------------------------------
+
+    async def message(
+        self, contact_id: str, kind: str, entry: str, reopen_ms: int, keep: int
+    ) -> tuple[str, str]:
+        """A follow-up on a contact: ('added' | 'reopened' | 'closed', state)."""
+        validate_id(contact_id, "contact")
+        outcome, state = await self._run(
+            "contact_message", contact_id, kind, entry, reopen_ms, keep
+        )
+        return _s(outcome), _s(state)
+
+    async def timeline(self, contact_id: str, limit: int = 50) -> list[dict[str, Any]]:
+        raw = await self.redis.lrange(self.keys.timeline(contact_id), 0, limit - 1)
+        return [json.loads(e) for e in raw]
+
+    async def record_ignored(self, channel: str, reason: str, provider: str, ext: str) -> int:
+        (n,) = await self._run(
+            "inbound_ignored", channel[:64], reason[:64], provider[:64], ext[:500]
+        )
+        return int(n)
+
+    async def ignored_counts(self) -> dict[str, int]:
+        raw = await self.redis.hgetall(self.keys.ignored)
+        return {_s(k): int(v) for k, v in raw.items()}
 
     # -- agent tokens ------------------------------------------------------
 

@@ -90,6 +90,20 @@ class DuplicateContact(Conflict):
     code = "duplicate"
 
 
+class PayloadError(SwitchboardError):
+    """A provider payload (MIME, webhook form, JSON event) that cannot be parsed."""
+
+    code = "malformed_payload"
+    http_status = 400
+
+
+class SignatureError(SwitchboardError):
+    """A webhook whose provider signature is missing or wrong. Nothing is stored."""
+
+    code = "bad_signature"
+    http_status = 401
+
+
 class QueueFull(SwitchboardError):
     code = "queue_full"
     http_status = 503

@@ -96,6 +96,24 @@ class TenantKeys:
     def idempotency(self, key_digest: str) -> str:
         return self.prefix + "idem:" + key_digest
 
+    def timeline(self, contact_id: str) -> str:
+        """List of a conversation's follow-ups (newest first, capped), JSON entries."""
+        return self.prefix + "tl:" + contact_id
+
+    def thread(self, digest: str) -> str:
+        """String: the contact of a conversation key (chat session, customer handle,
+        email Message-ID). Listed in the contact's `threads` field; expires with it."""
+        return self.prefix + "th:" + digest
+
+    def inbound_event(self, digest: str) -> str:
+        """String: a provider event already processed (its contact id, or '')."""
+        return self.prefix + "ev:" + digest
+
+    @property
+    def ignored(self) -> str:
+        """Hash `<channel>:<reason>` -> count of inbound items recorded, not routed."""
+        return self.prefix + "ignored"
+
     # -- queues ------------------------------------------------------------
     def queue(self, queue_id: str) -> str:
         """Hash: the queue's routing config as the scripts need it."""
@@ -108,6 +126,14 @@ class TenantKeys:
     def ready(self, queue_id: str, channel: str, entry_stage: int, pool: str) -> str:
         """Sorted set of agents ready for this queue/channel, entering at a stage, per pool."""
         return f"{self.prefix}r:{queue_id}:{channel}:{entry_stage}:{pool}"
+
+    def staffed(self, queue_id: str, channel: str) -> str:
+        """Set of agents available (busy or not) with this lane: the wait estimate's N."""
+        return f"{self.prefix}sa:{queue_id}:{channel}"
+
+    def queue_stats(self, queue_id: str) -> str:
+        """Hash aht:<ch>, n:<ch>: recent handle time per slot of a configured queue."""
+        return self.prefix + "qs:" + queue_id
 
     # -- agents ------------------------------------------------------------
     def agent(self, agent_id: str) -> str:

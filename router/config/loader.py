@@ -22,6 +22,7 @@ from typing import Any, NoReturn, TypeVar
 
 from ..errors import ConfigError
 from ..ids import is_valid_id
+from . import channels as channel_sections
 from .model import (
     DEFAULT_CHANNELS,
     Config,
@@ -53,6 +54,9 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_HOW = "make one with: printf %s TOKEN | sha256sum"
 
 _SINGLE_TOP_KEYS = (
+    "rules",
+    "conversations",
+    "providers",
     "limits",
     "tenant",
     "routing",
@@ -65,6 +69,9 @@ _SINGLE_TOP_KEYS = (
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
 _TENANT_KEYS = ("id", "name", "channels")
 _MULTI_TENANT_KEYS = (
+    "rules",
+    "conversations",
+    "providers",
     "limits",
     "name",
     "channels",
@@ -400,6 +407,9 @@ class _Loader:
         default_queues = self.default_queues(
             body.get("default_queues", {}), _key(body_path, "default_queues"), channels, queues
         )
+        twilio, meta_provider = channel_sections.providers(
+            self, body.get("providers", {}), _key(body_path, "providers")
+        )
         fallback = routing.fallback_queue
         if fallback is not None and fallback not in queues:
             self.fail(
@@ -417,6 +427,14 @@ class _Loader:
             tokens=tokens,
             default_queues=default_queues,
             limits=self.limits(body.get("limits", {}), _key(body_path, "limits")),
+            rules=channel_sections.rules(
+                self, body.get("rules", []), _key(body_path, "rules"), channels, queues
+            ),
+            conversations=channel_sections.conversations(
+                self, body.get("conversations", {}), _key(body_path, "conversations")
+            ),
+            twilio=twilio,
+            meta=meta_provider,
         )
 
     def tenant_channels(self, value: object, path: str) -> tuple[str, ...]:

@@ -160,6 +160,49 @@ class RetentionConfig:
 
 
 @dataclass(frozen=True)
+class RuleMatch:
+    """What a routing rule looks at. Every given condition must hold; within one
+    condition, any listed value will do. Empty conditions match everything."""
+
+    channels: tuple[str, ...] = ()
+    languages: tuple[str, ...] = ()  # "es" matches "es" and "es-MX" (case-insensitive)
+    keywords: tuple[str, ...] = ()  # lowercase; any of them in the subject or text
+    attributes: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    ivr: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RoutingRule:
+    """First matching rule wins: it picks the queue, adds skills, sets the priority."""
+
+    name: str
+    match: RuleMatch
+    queue: str | None = None  # None: the channel's default queue
+    skills: dict[str, int] = field(default_factory=dict)
+    priority: int | None = None
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    auth_token_env: str  # the environment variable holding the account's auth token
+    public_base_url: str | None = None  # the URL Twilio calls; None: the request's own URL
+    wait_url: str | None = None  # TwiML <Enqueue waitUrl>: what callers hear while waiting
+    hold_message: str | None = None  # said once before the caller is enqueued
+
+
+@dataclass(frozen=True)
+class MetaConfig:
+    app_secret_env: str  # signs every webhook (X-Hub-Signature-256)
+    verify_token_env: str  # the subscription handshake's hub.verify_token
+
+
+@dataclass(frozen=True)
+class ConversationConfig:
+    # a message this long after its contact was completed reopens it; 0: never
+    reopen_s: float = 3600.0
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     id: str
     name: str = ""
@@ -171,6 +214,10 @@ class TenantConfig:
     tokens: tuple[TokenConfig, ...] = ()
     default_queues: dict[str, str] = field(default_factory=dict)  # channel -> queue
     limits: LimitsConfig = field(default_factory=LimitsConfig)
+    rules: tuple[RoutingRule, ...] = ()
+    conversations: ConversationConfig = field(default_factory=ConversationConfig)
+    twilio: TwilioConfig | None = None
+    meta: MetaConfig | None = None
 
     def fallback_for(self, channel: str) -> str | None:
         """Where a contact on `channel` goes when its queue is removed by a reload."""

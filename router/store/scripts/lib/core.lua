@@ -410,6 +410,11 @@ local function finish(c)
   for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
   call('DEL', dkey)
   call('PEXPIRE', ckey, meta().ret)
+  -- the conversation's timeline and thread index keys go with the contact
+  call('PEXPIRE', P .. 'tl:' .. c.id, meta().ret)
+  for k in string.gmatch(str(call('HGET', ckey, 'threads')), '[^,]+') do
+    call('PEXPIRE', P .. k, meta().ret)
+  end
 end
 
 local release_reservations -- defined below; requeue and it call each other

@@ -31,6 +31,7 @@ import contextlib
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import socket
@@ -40,6 +41,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,6 +189,19 @@ def pin(cpu: int | None) -> list[str]:
     return ["taskset", "-c", str(cpu)] if cpu is not None else []
 
 
+NICE = 0  # --nice: priority of the server, Valkey and wrk (negative needs root)
+
+
+def niced() -> list[str]:
+    return ["nice", "-n", str(NICE)] if NICE else []
+
+
+def renice(pid: int) -> None:
+    if NICE:
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, pid, NICE)
+
+
 @dataclass
 class Pinning:
     """Which CPU each process runs on (None: not pinned)."""
@@ -251,15 +266,54 @@ def valkey(
             Path(tmp),
             appendfsync=appendfsync,  # type: ignore[arg-type]
             unix_socket=unix_socket,
+            # record every stall of 5 ms or more (fsync, fork, slow command)
+            extra_config={"latency-monitor-threshold": "5"},
         )
         server.start()
         try:
             assert server.pid is not None
             if cpu is not None:
                 os.sched_setaffinity(server.pid, {cpu})
+            renice(server.pid)
             yield server.url, server.pid
         finally:
             server.stop(30.0)
+
+
+def valkey_stats(url: str) -> dict[str, float]:
+    """Script calls and their Lua time, and AOF rewrites so far (INFO)."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    try:
+        info = r.info("all")
+    finally:
+        r.close()
+    ev = info.get("cmdstat_evalsha", {})
+    return {
+        "evalsha_calls": float(ev.get("calls", 0)),
+        "evalsha_usec": float(ev.get("usec", 0)),
+        "aof_rewrites": float(info.get("aof_rewrites", 0)),
+        "aof_delayed_fsync": float(info.get("aof_delayed_fsync", 0)),
+    }
+
+
+def valkey_stalls(url: str) -> dict[str, dict[str, int]]:
+    """Valkey's latency monitor: per event kind, how often it passed 5 ms and the
+    worst time (ms). `aof-fsync-always` is the fsync a reply waits for."""
+    import redis
+
+    r = redis.Redis.from_url(url)
+    try:
+        rows = r.execute_command("LATENCY", "LATEST")
+        out = {}
+        for row in rows:
+            name = row[0].decode() if isinstance(row[0], bytes) else str(row[0])
+            hist = r.execute_command("LATENCY", "HISTORY", name)
+            out[name] = {"events": len(hist), "max_ms": int(row[3])}
+        return out
+    finally:
+        r.close()
 
 
 def count_contacts(url: str) -> int:
@@ -342,6 +396,7 @@ def run_wrk(
 ) -> WrkRun:
     script = script_dir / ("paced.lua" if rate else "max.lua")
     cmd = [
+        *niced(),
         *pin(cpu),
         wrk,
         "-t1",
@@ -385,6 +440,7 @@ def bare(args: argparse.Namespace, wrk: str, tmp: Path, pins: Pinning, tag: str)
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     cmd = [
+        *niced(),
         *pin(pins.server),
         sys.executable,
         "-m",
@@ -428,6 +484,7 @@ def ingest(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         cmd = [
+            *niced(),
             *pin(pins.server),
             sys.executable,
             *args.server.split(),
@@ -441,6 +498,7 @@ def ingest(
         with process(cmd, url + "/readyz", tmp / f"serve-{fsync}.log") as proc:
             watch = {"server": proc.pid, "valkey": valkey_pid}
             before = count_contacts(redis_url)
+            v0 = valkey_stats(redis_url)
             warm = run_wrk(
                 wrk,
                 url,
@@ -452,6 +510,7 @@ def ingest(
                 cpu=pins.wrk,
                 watch=watch,
             )
+            v1 = valkey_stats(redis_url)
             mx = run_wrk(
                 wrk,
                 url,
@@ -463,6 +522,7 @@ def ingest(
                 cpu=pins.wrk,
                 watch=watch,
             )
+            v2 = valkey_stats(redis_url)
             log(
                 f"ingest ({fsync}): max {mx.rps:,.0f} requests/s, non-2xx "
                 f"{mx.out['errors']['status']} (server {mx.cpu['server']:.2f} cores, "
@@ -488,17 +548,32 @@ def ingest(
             )
             time.sleep(0.5)  # requests wrk left in flight finish
             after = count_contacts(redis_url)
+            v3 = valkey_stats(redis_url)
+            stalls = valkey_stalls(redis_url)
             ok = warm.ok + mx.ok + paced.ok
             non2xx = sum(int(r.out["errors"]["status"]) for r in (warm, mx, paced))
             created = after - before
             in_flight = 3 * max(args.connections, args.paced_connections)
             log_text = (tmp / f"serve-{fsync}.log").read_text(errors="replace")
             tracebacks = log_text.count("Traceback")
+            statuses = Counter(re.findall(r"POST /v1/contacts (\d{3}) ", log_text))
+    calls = max(1.0, v2["evalsha_calls"] - v1["evalsha_calls"])
     verified = non2xx == 0 and 0 <= created - ok <= in_flight and tracebacks == 0
     return {
         "appendfsync": fsync,
+        "server_command": " ".join([*cmd[:-6], "--config", str(CONFIG.relative_to(ROOT))]),
         "max": mx.summary(),
         "paced_at_half_max": p,
+        "valkey": {
+            "lua_us_per_script_call_at_max": round(
+                (v2["evalsha_usec"] - v1["evalsha_usec"]) / calls, 1
+            ),
+            "script_calls_per_request_at_max": round(calls / max(1, int(mx.out["requests"])), 3),
+            "aof_rewrites": int(v3["aof_rewrites"] - v0["aof_rewrites"]),
+            "aof_delayed_fsync": int(v3["aof_delayed_fsync"] - v0["aof_delayed_fsync"]),
+            "stalls_over_5ms": stalls,
+        },
+        "statuses_in_access_log": dict(statuses),
         "check": {
             "responses_2xx": ok,
             "non_2xx": non2xx,
@@ -546,6 +621,8 @@ def cmd_run(args: argparse.Namespace) -> dict[str, Any]:
             "verified": all(r["check"]["ok"] for r in out["ingest"].values()),
             "middlewares": mws,
             "pinning": pins.describe(),
+            "nice": NICE,
+            "valkey_transport": "unix socket" if args.unix_socket else "TCP loopback",
             "wrk": subprocess.run([wrk, "-v"], capture_output=True, text=True).stdout.split("\n")[
                 0
             ],
@@ -640,6 +717,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--no-pin", dest="pin", action="store_false", help="do not use taskset")
     p.add_argument(
+        "--no-rate-limit",
+        action="store_true",
+        help="diagnostic: run the server with the per-token rate limiter switched off "
+        "after start-up (the serve flags of --server still apply)",
+    )
+    p.add_argument(
+        "--nice",
+        type=int,
+        default=-10 if os.geteuid() == 0 else 0,
+        metavar="N",
+        help="run the servers, Valkey and wrk at this nice value (default -10 as root, "
+        "else 0): fewer preemptions by other processes on a shared machine",
+    )
+    p.add_argument(
         "--unix-socket",
         action="store_true",
         help="the server talks to Valkey over a unix socket instead of TCP loopback",
@@ -648,20 +739,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--server",
         default="-m router serve",
         metavar="ARGS",
-        help="Python arguments that start the server; it must take the serve options "
-        "--config, --port and --redis-url (default: -m router serve)",
+        help="Python arguments that start the server, serve flags included (e.g. "
+        "'-m router serve --log-level warning'); it must take --config, --port and "
+        "--redis-url (default: -m router serve)",
     )
     p.add_argument("--json", action="store_true", help="print only the JSON line")
     return p
 
 
+def serve_without_rate_limit(argv: list[str]) -> int:
+    """`python -m router serve ARGV` with the per-token rate limiter switched off once
+    the service is up: a diagnostic for `--no-rate-limit` (see docs/benchmarks.md)."""
+    from router import service
+    from router.cli import main as router_main
+
+    start = service.Service.start
+
+    async def start_unlimited(self: service.Service) -> None:
+        await start(self)
+        self.limiter = None
+
+    service.Service.start = start_unlimited  # type: ignore[method-assign]
+    return router_main(["serve", *argv])
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["serve-without-rate-limit"]:
+        return serve_without_rate_limit(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.no_rate_limit:
+        parts = args.server.split()
+        if parts[:3] != ["-m", "router", "serve"]:
+            raise SystemExit("error: --no-rate-limit needs --server '-m router serve ...'")
+        args.server = " ".join(["-m", "loadtests.ingest", "serve-without-rate-limit", *parts[3:]])
     if args.command == "hello":
         return cmd_hello(args)
     for mode in args.appendfsync:
         if mode not in ("always", "everysec", "no"):
             raise SystemExit(f"error: --appendfsync: unknown mode {mode!r}")
+    global NICE
+    NICE = args.nice
     out = cmd_run(args)
     if not args.json:
         print_report(out)

@@ -85,7 +85,7 @@ async def test_a_session_is_one_contact_and_follow_ups_join_its_timeline(
 
 
 async def test_racing_first_messages_make_one_contact(make_engine: EngineFactory) -> None:
-    engine, conv = await _engine(make_engine)
+    _, conv = await _engine(make_engine)
     outs = await asyncio.gather(
         *(conv.receive(chat(Kind.MESSAGE, "s9", f"m{i}")) for i in range(8))
     )

@@ -99,7 +99,10 @@ async def test_only_available_agents_count(make_engine: EngineFactory) -> None:
     eng = await make_engine(clock=clock)
     a0, a1 = await staff(eng, 2)
     await handle(eng, clock, 2, 100)
+    staffed = eng.keys.staffed("voice", "voice")
+    assert await eng.redis.smembers(staffed) == {a0.encode(), a1.encode()}
     await eng.set_agent_status(a1, AgentStatus.AWAY)
+    assert await eng.redis.smembers(staffed) == {a0.encode()}
     talk = await eng.create_contact(NewContact(channel="voice", queue="voice"))
     await eng.accept(talk.contact_id, a0)  # a0 is busy, and stays with its customer
     (r,) = await queued(eng, 1)
@@ -124,6 +127,8 @@ async def test_a_lane_change_moves_the_agent_between_queues(make_engine: EngineF
     await eng.upsert_agent(agent("a0", capacity={"email": 1}))
     (r,) = await queued(eng, 1)
     assert r.estimated_wait_s is None
+    assert not await eng.redis.exists(eng.keys.staffed("voice", "voice"))
+    assert await eng.redis.smembers(eng.keys.staffed("email", "email")) == {b"a0"}
 
 
 async def test_concurrent_slots_and_recent_handle_times(make_engine: EngineFactory) -> None:
@@ -146,6 +151,8 @@ async def test_concurrent_slots_and_recent_handle_times(make_engine: EngineFacto
     (r2,) = await queued(eng, 1, ch="chat")
     # samples 40, 40, 80, 80 s per slot: a mean of 60 s
     assert r2.position == 1 and r2.estimated_wait_s == 60.0
+    stats = await eng.redis.hgetall(eng.keys.queue_stats("chat"))
+    assert stats == {b"aht:chat": b"60000.0", b"n:chat": b"4"}
 
 
 async def test_a_repeated_ingest_reports_the_same_place(make_engine: EngineFactory) -> None:

@@ -37,6 +37,8 @@ test: $(STAMP) lint typecheck
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench scale
 	$(BIN)/python -m loadtests.bench cycle --contacts 20000 --json
+	$(BIN)/python -m loadtests.adapters
+	$(BIN)/python -m loadtests.ingest  # HTTP ingest; needs Debian's wrk (installs it as root)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var

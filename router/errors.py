@@ -97,11 +97,29 @@ class PayloadError(SwitchboardError):
     http_status = 400
 
 
+class PayloadTooLarge(PayloadError):
+    """A provider payload over the adapter's size limit: refused before any parsing."""
+
+    code = "payload_too_large"
+    http_status = 413
+
+
 class SignatureError(SwitchboardError):
     """A webhook whose provider signature is missing or wrong. Nothing is stored."""
 
     code = "bad_signature"
     http_status = 401
+
+
+class VerifyTokenError(SignatureError):
+    """A webhook subscription handshake (Meta's `hub.verify_token`) with a wrong token or mode.
+
+    403 because Meta's handshake expects a refusal, not a credentials challenge. It is a
+    SignatureError so that whatever refuses unauthenticated webhook calls refuses it too.
+    """
+
+    code = "bad_verify_token"
+    http_status = 403
 
 
 class QueueFull(SwitchboardError):

@@ -10,7 +10,7 @@ from aiohttp import web
 
 from ..errors import SwitchboardError
 from ..service import Service
-from . import admin, agent_events, agents, contacts, openapi, queues
+from . import admin, agent_events, agents, channels, contacts, openapi, queues
 from .auth import auth_middleware
 from .context import SERVICE
 from .problems import problem, problems_middleware
@@ -39,6 +39,7 @@ def build_api(
     app.add_routes(agents.routes)
     app.add_routes(queues.routes)
     app.add_routes(admin.routes)
+    app.add_routes(channels.routes)
     app.add_routes(agent_events.routes)
     app.on_shutdown.append(agent_events.close_streams)  # end open streams first
 

@@ -360,6 +360,33 @@ def _schemas() -> dict[str, JSON]:
             }
         ),
         "TokensRevoked": _closed({"agent": {"type": "string"}, "tokens": {"const": 0}}),
+        "ChannelOutcome": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "state", "queue"],
+            "properties": {
+                "id": {"type": ["string", "null"], "description": "the contact's id"},
+                "state": {"oneOf": [{"type": "null"}, _enum(CONTACT_STATES)]},
+                "queue": {"type": ["string", "null"]},
+                "reason": {
+                    "type": "string",
+                    "description": "200: added, reopened, ended, closed or duplicate; 202: why "
+                    "it was not routed (auto_reply, bounce, bulk, unknown_event, "
+                    "no_conversation...)",
+                },
+                "duplicate": {"const": True, "description": "a provider retry, seen before"},
+                "status": {"type": "integer", "description": "in a batch: this item's status"},
+            },
+        },
+        "ChannelEvent": {
+            "type": "object",
+            "description": "chat: {type: chat.started|chat.message|chat.ended, session_id, "
+            "customer, text, language, attributes, event_id}; voice: {type: "
+            "call.queued|call.answered|call.hangup, call_id, from, to, ivr, event_id}",
+        },
+        "MetaResults": _closed(
+            {"results": {"type": "array", "items": _ref("ChannelOutcome")}},
+        ),
         "Reloaded": _closed(
             {
                 "version": {"type": "integer", "minimum": 1},
@@ -537,6 +564,106 @@ def _op(
     return out
 
 
+def _outcomes() -> dict[str, JSON]:
+    return {
+        "201": _ok("ChannelOutcome", "A new contact"),
+        "200": _ok("ChannelOutcome", "An event on an existing contact"),
+        "202": _ok("ChannelOutcome", "Recorded, not routed (reason in the body)"),
+    }
+
+
+def _channel_paths() -> dict[str, JSON]:
+    ingest = Role.INGEST
+    tenant = _path_param("tenant", "the tenant's id")
+    xml = {
+        "200": {
+            "description": "TwiML: <Enqueue> for a new call, else an empty <Response/>",
+            "content": {"text/xml": {"schema": {"type": "string"}}},
+        }
+    }
+    json_event = {
+        "required": True,
+        "content": {"application/json": {"schema": _ref("ChannelEvent")}},
+    }
+    form = {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    }
+    out: dict[str, JSON] = {}
+    for name, summary in (("chat", "A chat widget event"), ("voice", "A telephony call event")):
+        out[f"/v1/channels/{name}"] = {
+            "post": _op(
+                f"channel_{name}",
+                "channels",
+                summary,
+                _outcomes(),
+                (403,),
+                roles=(ingest,),
+                body=json_event,
+            )
+        }
+    out["/v1/channels/email"] = {
+        "post": _op(
+            "channel_email",
+            "channels",
+            "A raw RFC 5322 email message",
+            _outcomes(),
+            (403,),
+            roles=(ingest,),
+            body={
+                "required": True,
+                "content": {"message/rfc822": {"schema": {"type": "string"}}},
+            },
+            description="Replies thread by In-Reply-To/References; auto-replies, bounces "
+            "and bulk mail answer 202. Up to 25 MiB.",
+        )
+    }
+    for kind in ("voice", "sms"):
+        out[f"/v1/webhooks/{{tenant}}/twilio/{kind}"] = {
+            "post": _op(
+                f"twilio_{kind}",
+                "webhooks",
+                f"Twilio {kind} webhook (signed with X-Twilio-Signature)",
+                xml,
+                (401, 404),
+                roles=None,
+                params=(tenant,),
+                body=form,
+            )
+        }
+    out["/v1/webhooks/{tenant}/meta"] = {
+        "get": _op(
+            "meta_subscribe",
+            "webhooks",
+            "Meta subscription handshake",
+            {
+                "200": {
+                    "description": "hub.challenge, echoed",
+                    "content": {"text/plain": {"schema": {"type": "string"}}},
+                }
+            },
+            (400, 403, 404),
+            roles=None,
+            params=(tenant,),
+        ),
+        "post": _op(
+            "meta_webhook",
+            "webhooks",
+            "Meta webhook: Messenger, Instagram, WhatsApp (signed with X-Hub-Signature-256)",
+            {"200": _ok("MetaResults", "Each item's outcome", json_only=True)},
+            (401, 404),
+            roles=None,
+            params=(tenant,),
+            body=json_event,
+        ),
+    }
+    return out
+
+
 def _paths() -> dict[str, JSON]:
     ingest, agent, sup, admin = Role.INGEST, Role.AGENT, Role.SUPERVISOR, Role.ADMIN
     contact_actions = {
@@ -691,6 +818,7 @@ def _paths() -> dict[str, JSON]:
                 params=(AGENT_ID,),
             ),
         },
+        **_channel_paths(),
         "/v1/admin/reload": {
             "post": _op(
                 "reload_config",
@@ -923,6 +1051,8 @@ def build_document() -> JSON:
             {"name": "offers"},
             {"name": "queues"},
             {"name": "admin"},
+            {"name": "channels"},
+            {"name": "webhooks"},
             {"name": "health"},
         ],
         "paths": _paths(),

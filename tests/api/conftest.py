@@ -42,7 +42,10 @@ def api_toml(tenant: str, body: str | None = None, extra: str = "") -> str:
     default), default queues, its tokens, and `extra` TOML."""
     if "[limits]" not in extra:  # tests make many requests in no (virtual) time
         extra += "\n[limits]\nrequests_per_s = 1000000\n"
-    parts = [tenant_toml(tenant, body), extra, '[default_queues]\nvoice = "voice"\nchat = "chat"']
+    defaults = '[default_queues]\nvoice = "voice"\nchat = "chat"\nemail = "email"'
+    if "[queues.msgs]" in (body or ""):  # a test queue for SMS and social messages
+        defaults += '\nsms = "msgs"\nsocial = "msgs"'
+    parts = [tenant_toml(tenant, body), extra, defaults]
     for name, (roles, keys) in TOKENS.items():
         digest = hashlib.sha256(token(tenant, name).encode()).hexdigest()
         role_list = ", ".join(f'"{r.value}"' for r in roles)

@@ -306,7 +306,8 @@ def test_multi_tenant_file() -> None:
         (
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
-            "channels, default_queues, limits, name, pools, queues, retention, routing, tokens",
+            "channels, conversations, default_queues, limits, name, pools, providers, queues, "
+            "retention, routing, rules, tokens",
         ),
         (
             '[tenants."a b"]\n',
@@ -334,8 +335,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown top-level key",
         doc(top="[routeing]"),
-        "routeing: unknown key; allowed keys: default_queues, limits, pools, queues, retention, routing, "
-        "tenant, tenants, tokens",
+        "routeing: unknown key; allowed keys: conversations, default_queues, limits, pools, "
+        "providers, queues, retention, routing, rules, tenant, tenants, tokens",
     ),
     (
         "missing tenant",

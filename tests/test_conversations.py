@@ -218,3 +218,17 @@ async def test_email_threads_by_message_id_and_bounces_are_not_routed(
     # a provider retry of the first message is not a second contact
     again = await conv.receive(mail("m1@x"))
     assert again.contact_id == first.contact_id and again.status in (200, 201)
+
+
+async def test_the_assigned_event_carries_the_call_sid(make_engine: EngineFactory) -> None:
+    engine, conv = await _engine(make_engine)
+    await engine.upsert_agent(agent("a1"), AgentStatus.AVAILABLE)
+    call = Inbound(
+        channel="voice", kind=Kind.MESSAGE, provider="twilio", external_id="CA9", thread_key="CA9"
+    )
+    out = await conv.receive(call)
+    assert out.contact_id is not None and out.state == "reserved"
+    await engine.accept(out.contact_id, "a1")
+    events = await engine.redis.xrange(engine.keys.events)
+    assigned = [f for _, f in events if f[b"type"] == b"contact.assigned"]
+    assert len(assigned) == 1 and assigned[0][b"external_id"] == b"CA9"

@@ -9,7 +9,8 @@ ARGV[3]  agent id
 Returns  { 'assigned', wait_ms }
 Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not reserved), SBWRONGAGENT (offered to someone else),
          SBEXPIRED (deadline passed; the timer will requeue it)
-Events   contact.assigned
+Events   contact.assigned, with the provider's id of the contact (a CallSid, a
+         Message-ID) as external_id when it has one: the platform connects the call
 ]]
 
 --!include lib/base.lua
@@ -25,6 +26,15 @@ must_agent(aid)
 call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id)
 call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
 call('HSET', P .. 'a:' .. aid, 'misses', 0)
-emit('contact.assigned', cfields(c, { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,
-  'ring_ms', NOW - tonumber(c.offered) }))
+local fields = { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,
+  'ring_ms', NOW - tonumber(c.offered) }
+local data = call('HGET', P .. 'c:' .. c.id, 'data')
+if data then
+  local ok, record = pcall(cmsgpack.unpack, data)
+  if ok and type(record) == 'table' and type(record.external_id) == 'string' then
+    fields[#fields + 1] = 'external_id'
+    fields[#fields + 1] = record.external_id
+  end
+end
+emit('contact.assigned', cfields(c, fields))
 return { 'assigned', NOW - c.created }

@@ -125,7 +125,8 @@ async def get_contact(request: web.Request) -> web.Response:
     cid = request.match_info["id"]
     await _readable(request, who, cid)
     engine = engine_for(request, who)
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    view = contact_view(engine, await engine.get_contact(cid))
+    return respond(request, {**view, "timeline": await engine.timeline(cid)})
 
 
 @routes.post("/v1/contacts/{id}/abandon")

@@ -290,6 +290,29 @@ def _schemas() -> dict[str, JSON]:
             },
         },
         "Contact": _closed(contact_out),
+        "ContactDetail": _closed(
+            {
+                **contact_out,
+                "timeline": {
+                    "type": "array",
+                    "description": "follow-ups on the conversation, newest first (at most 50)",
+                    "items": {
+                        "type": "object",
+                        "required": ["at", "kind"],
+                        "properties": {
+                            "at": {"type": "integer", "description": "epoch ms"},
+                            "kind": _enum(["message", "ended", "answered", "status", "ignored"]),
+                            "text": {"type": "string"},
+                            "subject": {"type": "string"},
+                            "id": {"type": "string"},
+                            "status": {"type": "string"},
+                            "reason": {"type": "string"},
+                            "attachments": {"type": "array"},
+                        },
+                    },
+                },
+            }
+        ),
         "Sla": _closed(
             {
                 "threshold_s": {"type": "number", "minimum": 0},
@@ -744,8 +767,8 @@ def _paths() -> dict[str, JSON]:
             "get": _op(
                 "get_contact",
                 "contacts",
-                "Read a contact",
-                {"200": _ok("Contact")},
+                "Read a contact, with its conversation's timeline",
+                {"200": _ok("ContactDetail")},
                 (404, 422),
                 params=(CONTACT_ID,),
                 description="Supervisors and admins read any contact (a pool-scoped "

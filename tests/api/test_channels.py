@@ -165,6 +165,9 @@ async def test_chat_events_over_the_ingest_endpoint(make_api: ApiFactory) -> Non
     msg = {**ev, "type": "chat.message", "text": "still there?"}
     r = await api.client.post("/v1/channels/chat", json=msg, headers=api.auth("ingest"))
     assert (r.status, (await r.json())["id"]) == (200, cid)
+    r = await api.client.get(f"/v1/contacts/{cid}", headers=api.auth("supervisor"))
+    timeline = (await r.json())["timeline"]
+    assert [(e["kind"], e["text"]) for e in timeline] == [("message", "still there?")]
     r = await api.client.post(
         "/v1/channels/chat",
         json={"type": "chat.ended", "session_id": "S-1"},

@@ -32,6 +32,7 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
 import signal
 import socket
@@ -435,11 +436,15 @@ def run_wrk(
         wait_quiet()
     cpu0 = {k: proc_cpu_s(p) for k, p in watch.items()}
     busy0, t0 = host_busy_s(), time.monotonic()
+    kids0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    kids1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.monotonic() - t0
     busy = host_busy_s() - busy0
     cpu = {k: round((proc_cpu_s(p) - cpu0[k]) / wall, 3) for k, p in watch.items()}
-    # wrk's own CPU is that of the child just reaped: not in /proc any more
+    # wrk is the child just reaped: its CPU is in our children's rusage
+    wrk_s = kids1.ru_utime + kids1.ru_stime - kids0.ru_utime - kids0.ru_stime
+    cpu["wrk"] = round(wrk_s / wall, 3)
     line = next((ln for ln in done.stdout.splitlines() if ln.startswith("SBJSON ")), None)
     if done.returncode != 0 or line is None:
         raise SystemExit(f"error: wrk failed ({done.returncode}):\n{done.stdout}\n{done.stderr}")

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,6 +96,9 @@ class Service:
                 config_sync.follow(self.redis, list(self.engines), self._follow, self._stop)
             ),
         ]
+        # Start-up objects live as long as the process: keep them out of the
+        # collector's full passes, which otherwise land as 30 ms pauses in the tail.
+        gc.freeze()
         # long polls must not miss an offer made while the subscription starts
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.wakeups.ready.wait(), timeout=5)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import signal
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
@@ -14,7 +16,7 @@ from . import admin, agent_events, agents, channels, contacts, openapi, queues
 from .auth import auth_middleware
 from .context import SERVICE
 from .problems import problem, problems_middleware
-from .requestlog import request_id_middleware, stamp_request_id
+from .requestlog import flush_logs, request_id_middleware, stamp_request_id
 
 MAX_BODY_BYTES = 256 * 1024
 log = logging.getLogger("switchboard")
@@ -68,7 +70,24 @@ def build_api(
         app.on_cleanup.append(on_cleanup)
     if reload_on_sighup:
         app.on_startup.append(_reload_on_sighup)
+    app.cleanup_ctx.append(_flush_logs_periodically)
     return app
+
+
+async def _flush_logs_periodically(app: web.Application) -> AsyncIterator[None]:
+    """Buffered log lines reach stderr within half a second, even when idle."""
+
+    async def loop() -> None:
+        while True:
+            await asyncio.sleep(0.5)
+            flush_logs()
+
+    task = asyncio.create_task(loop())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    flush_logs()
 
 
 async def _reload_on_sighup(app: web.Application) -> None:

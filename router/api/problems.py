@@ -66,7 +66,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
             raise
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # 405
         return problem(exc.status, exc.reason, exc.text or exc.reason, headers=allow)
-    except (RedisConnectionError, RedisTimeoutError, ConnectionError) as exc:
+    except ConnectionResetError:
+        raise  # the client went away: nothing to answer, and not a data-store outage
+    except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("redis unavailable: %s", exc)
         return problem(
             503,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -19,6 +21,11 @@ async def _agent(api: Api, aid: str, pool: str = "inhouse") -> None:
         headers=api.auth("admin"),
     )
     assert r.status in (200, 201), await r.text()
+
+
+def api_token_id(api: Api, name: str) -> str:
+    """The rate bucket id of one of the test tenant's config tokens."""
+    return hashlib.sha256(f"{api.tenant}-{name}".encode()).hexdigest()[:16]
 
 
 def _bearer(tok: str) -> dict[str, str]:
@@ -116,3 +123,19 @@ async def test_the_limit_holds_across_processes(make_api: ApiFactory, tmp_path: 
     # the burst of 2 is spent, whichever process serves the next request
     assert (await one.client.get("/v1/queues", headers=one.auth("supervisor"))).status == 429
     assert (await two.client.get("/v1/queues", headers=two.auth("supervisor"))).status == 429
+
+
+async def test_concurrent_requests_share_one_lease_instead_of_draining_the_bucket(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await make_api(extra="[limits]\nrequests_per_s = 100\nburst = 200\n")
+    rs = await asyncio.gather(
+        *(api.client.get("/v1/queues", headers=api.auth("supervisor")) for _ in range(64))
+    )
+    assert [r.status for r in rs] == [200] * 64
+    # 64 requests took about 64 from the bucket (leases of 5), not 64 leases' worth
+    left = float(
+        (await redis.hget(f"sb:{{{api.tenant}}}:rl:" + api_token_id(api, "supervisor"), "tokens"))
+        or 0
+    )
+    assert 200 - 64 - 5 <= left <= 200 - 64

@@ -67,7 +67,9 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         allow = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None  # 405
         return problem(exc.status, exc.reason, exc.text or exc.reason, headers=allow)
     except ConnectionResetError:
-        raise  # the client went away: nothing to answer, and not a data-store outage
+        # the client went away mid-request: not a data-store outage, nothing to log;
+        # the answer goes nowhere, and the access log shows a 400
+        return problem(400, "connection lost", "the client closed the connection")
     except (RedisConnectionError, RedisTimeoutError) as exc:
         log.warning("redis unavailable: %s", exc)
         return problem(

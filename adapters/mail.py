@@ -45,6 +45,7 @@ else:
 MAX_BYTES = 10 * 1024 * 1024  # default size limit of one raw message
 REFERENCES_MAX = 50  # thread ids kept, newest first
 REFERENCES_RAW_MAX = 32 * 1024  # characters of References read, from its (newest) end
+HEADERS_MAX = 64 * 1024  # bytes read of a bounce's text/rfc822-headers part
 ADDRESSES_MAX = 50  # per To / Cc / Reply-To list
 ATTACHMENTS_MAX = 100  # attachment metadata entries kept
 ID_MAX = 255  # longest Message-ID kept as is
@@ -55,9 +56,9 @@ DIAGNOSTIC_MAX = 500
 # 1000 levels of nesting; real mail rarely goes past 5.
 DEPTH_MAX = 30
 PARTS_MAX = 1000
-# HTML fed to the renderer: a text part of TEXT_MAX characters rarely needs more,
-# and html.parser has super-linear corner cases that must not see 10 MiB.
-HTML_MAX = 1024 * 1024
+# HTML fed to the renderer: even verbose (Outlook) markup rarely needs more for
+# TEXT_MAX characters of text, and html.parser is slow (~2 us a character).
+HTML_MAX = 512 * 1024
 
 _T = TypeVar("_T")
 
@@ -333,7 +334,7 @@ def _digest_id(fields: _Fields, raw: bytes) -> str:
     """A stable stand-in for a missing Message-ID, so a redelivered message dedups.
 
     It hashes what a retry keeps (sender, recipients, date, subject, body) and not
-    what relays change on the way (Received, trace fields, line ends).
+    what relays change on the way (Received and other trace fields, CRLF or LF).
     """
     h = hashlib.sha256()
     for name in ("From", "To", "Cc", "Date", "Subject"):
@@ -341,9 +342,8 @@ def _digest_id(fields: _Fields, raw: bytes) -> str:
             h.update(name.lower().encode() + b":")
             h.update(re.sub(r"\s+", " ", value).strip().encode("utf-8", "surrogateescape"))
             h.update(b"\n")
-    parts = re.split(rb"\r?\n\r?\n", raw, maxsplit=1)
-    body = parts[1] if len(parts) == 2 else b""
-    h.update(b"\n" + re.sub(rb"[ \t]*\r?\n", b"\n", body).rstrip())
+    body = raw.replace(b"\r\n", b"\n").partition(b"\n\n")[2]
+    h.update(b"\n" + body.rstrip())
     return "sha256:" + h.hexdigest()[:40]
 
 
@@ -470,18 +470,23 @@ class _Walk:
             and disposition != "attachment"
             and not filename
         ):
-            if self.size < TEXT_MAX:
-                text = _decode_text(_payload_bytes(part), _charset(part))
+            room = TEXT_MAX - self.size
+            if room > 0:
+                # Decode no more than can show: a character is at most 4 bytes (8 in UTF-7).
+                data = _payload_bytes(part)[: 4 * HTML_MAX if subtype == "html" else 8 * room]
+                text = _decode_text(data, _charset(part))
+                text = text.replace("\r\n", "\n").replace("\r", "\n")
                 if subtype == "html":
                     text = html_to_text(text)
                 elif _flowed(part):
                     text = _unflow(text, _param(part, "delsp") == "yes")
+                text = text[:room]
                 self.blocks.append((subtype, text))
                 self.size += len(text)
                 self.body_language = self.body_language or (_language(_Fields(part)) or "")
             return
         if ctype in ("text/rfc822-headers", "message/rfc822-headers"):
-            headers = _decode_text(_payload_bytes(part), _charset(part))
+            headers = _decode_text(_payload_bytes(part)[:HEADERS_MAX], _charset(part))
             self.originals.append(_guarded(lambda: _HEADER_PARSER.parsestr(headers), Message()))
         self._attach(part, ctype, filename)
 
@@ -665,6 +670,10 @@ _BLOCK = frozenset(
 )
 
 
+_WHITESPACE = re.compile(r"\s+")
+_SPACES = re.compile(r"[ \t]{2,}")
+
+
 class _HtmlText(HTMLParser):
     """Collects the visible text of an HTML body, with line breaks where blocks are.
 
@@ -721,26 +730,42 @@ class _HtmlText(HTMLParser):
         if self.skip:
             return
         if not self.pre:
-            data = re.sub(r"\s+", " ", data)
+            data = _WHITESPACE.sub(" ", data)
             if data == " " and self.pending:  # source indentation between blocks
                 return
         self._emit(data)
 
 
+# Invisible constructs, removed before html.parser sees the markup: each pattern
+# runs in linear time, even unterminated (a comment without "-->" runs to the end,
+# as in a browser).
+_COMMENT = re.compile(r"<!--.*?(?:-->|\Z)", re.S)
+_CDATA = re.compile(r"<!\[CDATA\[.*?(?:\]\]>|\Z)", re.S | re.I)
+_DECLARATION = re.compile(r"<[!?][^<>]*>")  # <!DOCTYPE>, <![endif]>, <?xml?>
+# A "<" that does not open a complete tag is text.
+_NOT_A_TAG = re.compile(r"<(?!/?[A-Za-z][^<>]*>)")
+
+
 def html_to_text(html: str) -> str:
     """A plain-text rendering of an HTML mail body: what a reader would see, unstyled.
 
-    Scripts, styles and the title are dropped; block elements start new lines and
-    paragraphs are separated by a blank line. Never raises: markup html.parser
-    rejects is stripped with a regex instead.
+    Scripts, styles, comments (Outlook's conditional ones too) and the title are
+    dropped; block elements start new lines and paragraphs are separated by a
+    blank line. Never raises. CPython's html.parser is quadratic on markup that is
+    never closed ("<a<a<a...", "</</", "<![" runs: minutes for 256 KB), so the
+    markup is first reduced to text and complete tags, with the regexes above.
     """
     html = html[:HTML_MAX]
+    html = _COMMENT.sub("", html)
+    html = _CDATA.sub("", html)
+    html = _DECLARATION.sub("", html)
+    html = _NOT_A_TAG.sub("&lt;", html)
     parser = _HtmlText()
     try:
         parser.feed(html)
         parser.close()
         text = "".join(parser.parts)
-    except (AssertionError, ValueError, IndexError):  # _markupbase rejects some <! forms
+    except (AssertionError, ValueError, IndexError):  # _markupbase's checks, should they fire
         text = unescape(re.sub(r"<[^>]*>", " ", html))
-    lines = (line.replace("\xa0", " ").strip(" \t") for line in text.split("\n"))
+    lines = (_SPACES.sub(" ", line.replace("\xa0", " ")).strip() for line in text.split("\n"))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()

@@ -72,6 +72,8 @@ def _serve(args: argparse.Namespace) -> int:
         pass
     config = load_config(args.config)  # a bad file fails here, before any process starts
     if args.workers > 1:
+        if args.smtp_port is not None:
+            raise ServerError("--smtp-port runs in one process: use it without --workers")
         return _supervise(args)
     options = ServiceOptions(
         redis_url=args.redis_url or os.environ.get("SWITCHBOARD_REDIS_URL") or None,
@@ -80,7 +82,25 @@ def _serve(args: argparse.Namespace) -> int:
         config_path=Path(args.config),
     )
     service = Service(config, options)
-    app = build_api(service, reload_on_sighup=True, max_body_bytes=args.max_body_kib * 1024)
+    listener = None
+    if args.smtp_port is not None:
+        from .api.mail_listener import MailListener
+
+        tenant = args.smtp_tenant or (
+            next(iter(config.tenants)) if len(config.tenants) == 1 else None
+        )
+        if tenant not in config.tenants:
+            raise ServerError(
+                "--smtp-tenant must name one of the config's tenants: "
+                + ", ".join(sorted(config.tenants))
+            )
+        listener = MailListener(args.host, args.smtp_port, tenant, args.lmtp)
+    app = build_api(
+        service,
+        reload_on_sighup=True,
+        max_body_bytes=args.max_body_kib * 1024,
+        mail_listener=listener,
+    )
     app[BODY_TIMEOUT] = args.body_timeout
     worker = args.worker_of_parent is not None
     if worker:
@@ -185,6 +205,17 @@ def main(argv: list[str] | None = None) -> int:
         type=_bounded_int(1, 256),
         default=1,
         help="server processes sharing the port (SO_REUSEPORT), supervised by this one",
+    )
+    serve.add_argument(
+        "--smtp-port",
+        type=_bounded_int(0, 65535),
+        default=None,
+        metavar="P",
+        help="also take email over SMTP on this port (see --lmtp, --smtp-tenant)",
+    )
+    serve.add_argument("--lmtp", action="store_true", help="speak LMTP instead of SMTP")
+    serve.add_argument(
+        "--smtp-tenant", default=None, help="the tenant mail is for (default: the only one)"
     )
     serve.add_argument(
         "--max-body-kib",

@@ -15,6 +15,7 @@ from ..service import Service
 from . import admin, agent_events, agents, channels, contacts, openapi, queues
 from .auth import auth_middleware
 from .context import SERVICE
+from .mail_listener import MailListener, listen_for_mail
 from .problems import problem, problems_middleware
 from .requestlog import flush_logs, request_id_middleware, stamp_request_id
 
@@ -28,6 +29,7 @@ def build_api(
     manage_service: bool = True,
     reload_on_sighup: bool = False,
     max_body_bytes: int = MAX_BODY_BYTES,
+    mail_listener: MailListener | None = None,
 ) -> web.Application:
     """The v1 API app. With `manage_service`, the app starts and stops the service;
     with `reload_on_sighup`, SIGHUP reloads the config file (the `serve` command)."""
@@ -71,6 +73,8 @@ def build_api(
     if reload_on_sighup:
         app.on_startup.append(_reload_on_sighup)
     app.cleanup_ctx.append(_flush_logs_periodically)
+    if mail_listener is not None:
+        app.cleanup_ctx.append(listen_for_mail(mail_listener))
     return app
 
 

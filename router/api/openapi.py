@@ -642,7 +642,7 @@ def _channel_paths() -> dict[str, JSON]:
                 "content": {"message/rfc822": {"schema": {"type": "string"}}},
             },
             description="Replies thread by In-Reply-To/References; auto-replies, bounces "
-            "and bulk mail answer 202. Up to 25 MiB.",
+            "and bulk mail answer 202. Up to 10 MiB.",
         )
     }
     for kind in ("voice", "sms"):

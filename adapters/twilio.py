@@ -228,8 +228,18 @@ def parse_voice(params: Mapping[str, str]) -> Inbound:
         event_id += f":ivr-{digest}"
 
     callback = _opt(params, "CallbackSource", 64)
+    # <Enqueue action>: how the caller left Twilio's queue
+    queue_result = (_opt(params, "QueueResult", 32) or "").lower()
+    if queue_result:
+        event_id = f"{call_sid}:queue-{queue_result}"
     if direction.startswith("outbound"):
         kind, reason = Kind.IGNORED, "outbound"
+    elif queue_result in QUEUE_LEFT:
+        kind, reason = Kind.ENDED, f"queue_{queue_result}"
+    elif queue_result == "bridged":
+        kind, reason = Kind.ANSWERED, "bridged"
+    elif queue_result:
+        kind, reason = Kind.STATUS, f"queue_{queue_result}"
     elif status in CALL_ENDED:
         kind, reason = Kind.ENDED, ""
     elif status in CALL_ACTIVE and callback is None:
@@ -367,8 +377,15 @@ def _xml_attr(text: str) -> str:
     return _xml_text(text).replace('"', "&quot;").replace("\n", "&#10;").replace("\r", "&#13;")
 
 
+QUEUE_LEFT = frozenset({"hangup", "queue-full", "error", "system-error"})
+
+
 def twiml_enqueue(
-    queue_name: str, *, wait_url: str | None = None, hold_message: str | None = None
+    queue_name: str,
+    *,
+    wait_url: str | None = None,
+    hold_message: str | None = None,
+    action: str | None = None,
 ) -> str:
     """Put the caller in a Twilio queue, after an optional spoken hold message.
 
@@ -384,6 +401,8 @@ def twiml_enqueue(
         )
     say = f"<Say>{_xml_text(hold_message)}</Say>" if hold_message else ""
     wait = f' waitUrl="{_xml_attr(wait_url)}"' if wait_url else ""
+    if action:  # Twilio posts QueueResult there when the caller leaves the queue
+        wait += f' action="{_xml_attr(action)}"'
     return f"{XML_DECLARATION}<Response>{say}<Enqueue{wait}>{_xml_text(name)}</Enqueue></Response>"
 
 

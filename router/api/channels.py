@@ -142,7 +142,13 @@ async def twilio_voice(request: web.Request) -> web.Response:
     assert cfg is not None
     if out.status == 201 and item.kind is Kind.MESSAGE and out.queue:
         return _twiml(
-            twilio.twiml_enqueue(out.queue, wait_url=cfg.wait_url, hold_message=cfg.hold_message)
+            twilio.twiml_enqueue(
+                out.queue,
+                wait_url=cfg.wait_url,
+                hold_message=cfg.hold_message,
+                # the caller leaving Twilio's queue comes back here as QueueResult
+                action=request.path,
+            )
         )
     return _twiml(twilio.twiml_empty())
 

@@ -439,3 +439,18 @@ def test_twiml_empty_and_message() -> None:
 def test_twiml_always_well_formed(text: str, url: str) -> None:
     ET.fromstring(twilio.twiml_message(text))
     ET.fromstring(twilio.twiml_enqueue("q", wait_url=url or None, hold_message=text or None))
+
+
+def test_queue_results_of_the_enqueue_action() -> None:
+    base = dict(pairs("voice_incoming.form"))
+    for result, kind in (
+        ("hangup", Kind.ENDED),
+        ("queue-full", Kind.ENDED),
+        ("bridged", Kind.ANSWERED),
+        ("redirected", Kind.STATUS),
+    ):
+        item = twilio.parse_voice({**base, "CallStatus": "in-progress", "QueueResult": result})
+        assert item.kind is kind, result
+        assert item.event_id == f"{base['CallSid']}:queue-{result}"
+    xml = twilio.twiml_enqueue("billing", action="/v1/webhooks/t/twilio/voice?a=1&b=2")
+    assert '<Enqueue action="/v1/webhooks/t/twilio/voice?a=1&amp;b=2">billing</Enqueue>' in xml

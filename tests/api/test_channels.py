@@ -73,7 +73,8 @@ async def test_a_twilio_call_is_enqueued_and_its_hang_up_abandons_it(make_api: A
     api = await _api(make_api)
     status, ctype, text = await _twilio(api, "voice", _fixture("twilio", "voice_incoming.form"))
     assert (status, ctype) == (200, "text/xml"), text
-    assert "<Enqueue>voice</Enqueue>" in text and "<Say>Please hold</Say>" in text
+    assert "<Say>Please hold</Say>" in text
+    assert f'<Enqueue action="/v1/webhooks/{api.tenant}/twilio/voice">voice</Enqueue>' in text
     call = await _contact(api, "CA5bbf4ac2b5a6e0f3c2d1e0f9a8b7c6d5")
     assert (call["channel"], call["state"]) == ("voice", "queued")
     # Twilio retries the same webhook: still one contact
@@ -221,3 +222,16 @@ async def test_an_email_and_its_reply_are_one_contact(make_api: ApiFactory) -> N
         "/v1/channels/email", data=raw, headers={**api.auth("ingest"), "Content-Type": "text/html"}
     )
     assert r.status == 415
+
+
+async def test_a_caller_who_leaves_twilios_queue_abandons_the_contact(make_api: ApiFactory) -> None:
+    api = await _api(make_api)
+    first = _fixture("twilio", "voice_incoming.form")
+    assert (await _twilio(api, "voice", first))[0] == 200
+    # the <Enqueue action> request: same call, in progress, QueueResult=hangup
+    left = {**dict(parse_qsl(first)), "CallStatus": "in-progress", "QueueResult": "hangup"}
+    left["QueueTime"] = "42"
+    status, _, text = await _twilio(api, "voice", urlencode(left))
+    assert status == 200 and "<Enqueue" not in text
+    call = await _contact(api, "CA5bbf4ac2b5a6e0f3c2d1e0f9a8b7c6d5")
+    assert call["state"] == "abandoned"

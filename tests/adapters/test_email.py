@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import re
-import time
 from pathlib import Path
 
 import pytest
@@ -428,12 +427,11 @@ def test_html_rendering_drops_invisible_markup() -> None:
     assert html_to_text(html) == "First & one\n\na\nb\n\nc\n\nx y\n\n1 < 2 and 3 > 2"
 
 
+@pytest.mark.timeout(30)  # a hang guard, not a speed test: the bug takes minutes
 @pytest.mark.parametrize("unit", ["<a", "</", "<![", "<?", "<!", "<!--x>", "<![CDATA[x>"])
 def test_html_rendering_is_linear_on_unclosed_markup(unit: str) -> None:
     """CPython's html.parser alone takes minutes on these (quadratic)."""
-    started = time.monotonic()
-    html_to_text(unit * (200_000 // len(unit)))
-    assert time.monotonic() - started < 3
+    assert isinstance(html_to_text(unit * (200_000 // len(unit))), str)
 
 
 # --- malformed input -------------------------------------------------------------------
@@ -483,6 +481,7 @@ def test_nesting_too_deep_for_the_parser_is_a_payload_error() -> None:
         parse_message(message(body=parts, ctype="multipart/mixed; boundary=b0"))
 
 
+@pytest.mark.timeout(30)  # a hang guard, not a speed test: these sizes took minutes
 def test_huge_header_fields_stay_fast() -> None:
     """The stdlib header parser is super-linear: 64 KB of Content-Type took 8 s."""
     params = "; ".join(f"p{i}=v{i}" for i in range(20_000))
@@ -492,9 +491,7 @@ def test_huge_header_fields_stay_fast() -> None:
         f"Subject: {'=?utf-8?q?caf=C3=A9?= ' * 10_000}",
         ctype=f"text/plain; {params}",
     )
-    started = time.monotonic()
     item = parse_message(raw)
-    assert time.monotonic() - started < 3
     assert item.text == "Hello, I need help."
     assert len(item.attributes["to"]) == 50
 

@@ -31,15 +31,12 @@ from __future__ import annotations
 
 import argparse
 import base64
-import contextlib
 import email
 import hashlib
 import hmac
 import importlib
 import json
 import os
-import platform
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterable
@@ -48,6 +45,8 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
+
+from loadtests.bench import machine_info
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "adapters" / "fixtures"
@@ -483,45 +482,6 @@ def measure(case: Case, repeat: int, min_time: float) -> dict[str, Any]:
 # -- report ----------------------------------------------------------------------------
 
 
-def code_version() -> str:
-    """The commit measured, '+dirty' when adapters/ has uncommitted changes."""
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "adapters"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return sha + ("+dirty" if dirty else "")
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": f"{platform.python_implementation()} {platform.python_version()}",
-        "code": code_version(),
-    }
-
-
 def host_busy_s() -> float:
     """CPU seconds all processes of the machine have used since boot (0 off Linux)."""
     try:
@@ -569,7 +529,7 @@ def main(argv: list[str] | None = None) -> int:
     other = (host_busy_s() - host - (time.process_time() - cpu)) / wall
     out = {
         "benchmark": "adapters",
-        "machine": machine_info(),
+        "machine": machine_info("adapters"),
         "repeat": args.repeat,
         "min_time_s": args.min_time,
         "wall_s": round(wall, 1),

@@ -201,7 +201,8 @@ async def server_version(r: Redis) -> str:
     return f"redis {info.get('redis_version', '?')}"
 
 
-def machine_info() -> dict[str, Any]:
+def machine_info(package: str = "router") -> dict[str, Any]:
+    """The machine, Python, and the commit of `package` (router/, adapters/...) measured."""
     cpu = "unknown"
     with contextlib.suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -212,12 +213,12 @@ def machine_info() -> dict[str, Any]:
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "python": platform.python_version(),
-        "code": code_version(),
+        "code": code_version(package),
     }
 
 
-def code_version() -> str:
-    """The commit measured, with '+dirty' when router/ has uncommitted changes."""
+def code_version(package: str = "router") -> str:
+    """The commit measured, with '+dirty' when `package` has uncommitted changes."""
     root = Path(__file__).resolve().parent.parent
     try:
         sha = subprocess.run(
@@ -229,7 +230,7 @@ def code_version() -> str:
             check=True,
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "router"],
+            ["git", "status", "--porcelain", "--", package],
             cwd=root,
             capture_output=True,
             text=True,

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from .processes import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -46,15 +48,9 @@ def test_check_config_names_file_and_key_path(tmp_path: Path) -> None:
     assert "Traceback" not in r.stderr
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.mark.slow
 def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen(
         [sys.executable, "-m", "router", "serve", "--port", str(port), "--data-dir", str(data)],
@@ -135,7 +131,7 @@ def test_serve_applies_its_timeouts_and_logs_json(tmp_path: Path, redis_url: str
     tid = new_tenant_id()
     config = tmp_path / "switchboard.toml"
     config.write_text(api_toml(tid))
-    port = _free_port()
+    port = free_port()
     args = ["--port", str(port), "--config", str(config), "--redis-url", redis_url]
     args += ["--header-timeout", "0.5", "--body-timeout", "0.5"]
     proc = subprocess.Popen(

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -15,6 +14,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from .processes import alive, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 # make's own variables would leak the outer make's jobserver into the inner one;
@@ -25,26 +26,7 @@ SCRUBBED_PREFIX = "SWITCHBOARD_"
 READY_WITHIN_S = 480
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    """Zombies count as dead: in a container nobody may reap an orphan."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
-
-
-def _group_alive(pgid: int) -> bool:
+def _groupalive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
     except ProcessLookupError:
@@ -86,7 +68,7 @@ def test_make_run_works_from_a_fresh_clone(tmp_path: Path) -> None:
         pytest.skip(f"{ROOT} is not a git checkout, so there is no HEAD to clone")
     clone = tmp_path / "switchboard"
     subprocess.run(["git", "clone", "--quiet", str(ROOT), str(clone)], check=True, timeout=120)
-    port = _free_port()
+    port = free_port()
     env = {
         k: v
         for k, v in os.environ.items()
@@ -128,7 +110,7 @@ def test_make_run_works_from_a_fresh_clone(tmp_path: Path) -> None:
         for shown in (f"{base}/v1/", f"{base}/openapi.json", f"{base}/dashboard/", "demo-ingest"):
             assert shown in out, f"make run does not print {shown}:\n{out}"
         valkey_pid = int((clone / "var" / "valkey" / "valkey.pid").read_text())
-        assert _alive(valkey_pid)
+        assert alive(valkey_pid)
 
         os.killpg(make.pid, signal.SIGINT)
         make.wait(timeout=60)
@@ -137,12 +119,12 @@ def test_make_run_works_from_a_fresh_clone(tmp_path: Path) -> None:
         assert "embedded valkey stopped" in out, out
         assert "Traceback" not in out, out
         deadline = time.monotonic() + 10
-        while _group_alive(make.pid) and time.monotonic() < deadline:
+        while _groupalive(make.pid) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not _group_alive(make.pid), "a process of make run outlived Ctrl-C"
-        assert not _alive(valkey_pid), "the embedded valkey outlived Ctrl-C"
+        assert not _groupalive(make.pid), "a process of make run outlived Ctrl-C"
+        assert not alive(valkey_pid), "the embedded valkey outlived Ctrl-C"
         print(f"make run: ready {ready_after:.0f} s after start on a fresh clone")
     finally:
-        if make.poll() is None or _group_alive(make.pid):
+        if make.poll() is None or _groupalive(make.pid):
             os.killpg(make.pid, signal.SIGKILL)
             make.wait()

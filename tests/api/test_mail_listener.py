@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import smtplib
-import socket
 from pathlib import Path
 
 from aiohttp import web
@@ -13,22 +12,17 @@ from aiohttp import web
 from router.api.context import SERVICE
 from router.api.mail_listener import MailListener, listen_for_mail
 
+from ..processes import free_port
 from .conftest import ApiFactory
 
 FIXTURES = Path(__file__).parent.parent / "adapters" / "fixtures" / "email"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_relayed_mail_becomes_a_contact_and_garbage_is_refused(make_api: ApiFactory) -> None:
     api = await make_api()
     app = web.Application()
     app[SERVICE] = api.service
-    port = _free_port()
+    port = free_port()
     running = listen_for_mail(MailListener("127.0.0.1", port, api.tenant))(app)
     await running.__anext__()
     try:

@@ -19,20 +19,9 @@ import redis
 from router.errors import ServerError
 from router.server.embedded import EmbeddedValkey, find_server_binary
 
+from ..processes import alive
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def _alive(pid: int) -> bool:
-    """Zombies count as dead: in a container nobody may reap an orphaned server."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _client(server: EmbeddedValkey) -> redis.Redis:
@@ -63,7 +52,7 @@ def test_start_ping_stop(tmp_path: Path) -> None:
         server.stop()
     assert not server.is_running()
     assert server.pid is None
-    assert not _alive(pid)
+    assert not alive(pid)
     # Graceful SHUTDOWN, not a signal: the server removed its own pidfile and said bye.
     assert not (tmp_path / "data" / "valkey.pid").exists()
     assert "ready to exit" in (tmp_path / "data" / "valkey.log").read_text()
@@ -76,7 +65,7 @@ def test_context_manager_stops(tmp_path: Path) -> None:
         assert pid is not None
         assert _client(server).ping()
     assert not server.is_running()
-    assert pid is not None and not _alive(pid)
+    assert pid is not None and not alive(pid)
 
 
 def test_explicit_port(tmp_path: Path) -> None:
@@ -171,7 +160,7 @@ def test_kill_then_restart_recovers_with_appendfsync_always(tmp_path: Path) -> N
         old_pid = server.pid
         server.kill()
         assert not server.is_running()
-        assert old_pid is not None and not _alive(old_pid)
+        assert old_pid is not None and not alive(old_pid)
         # Crash leftovers: the stale pidfile must not block the restart.
         assert (tmp_path / "valkey.pid").exists()
         server.start()
@@ -188,7 +177,7 @@ def test_stop_falls_back_to_sigterm_when_shutdown_is_unavailable(tmp_path: Path)
     with server:
         _client(server).set("k", "v")
         pid = server.pid
-    assert pid is not None and not _alive(pid)
+    assert pid is not None and not alive(pid)
     # SIGTERM is graceful in valkey too: AOF flushed, data back after restart.
     with server:
         assert _client(server).get("k") == b"v"
@@ -203,7 +192,7 @@ def test_stop_escalates_to_sigkill_when_server_hangs(tmp_path: Path) -> None:
     started = time.monotonic()
     server.stop(timeout=0.6)
     assert time.monotonic() - started < 2.0
-    assert not _alive(pid)
+    assert not alive(pid)
 
 
 def test_second_server_on_same_data_dir_is_refused(tmp_path: Path) -> None:
@@ -279,9 +268,9 @@ def test_atexit_stops_a_forgotten_server(tmp_path: Path) -> None:
     )
     pid = int(out.stdout.strip())
     deadline = time.monotonic() + 2
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         time.sleep(0.02)
-    assert not _alive(pid)
+    assert not alive(pid)
     assert "ready to exit" in (tmp_path / "valkey.log").read_text()
 
 
@@ -310,6 +299,6 @@ def test_requirepass_server_starts_and_stops(tmp_path: Path) -> None:
         r = redis.Redis.from_url(server.url, password="s3cret")
         r.set("k", "v")
     # SHUTDOWN is refused without AUTH, so stop() used SIGTERM, still gracefully.
-    assert pid is not None and not _alive(pid)
+    assert pid is not None and not alive(pid)
     with server:
         assert redis.Redis.from_url(server.url, password="s3cret").get("k") == b"v"

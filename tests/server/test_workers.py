@@ -25,27 +25,9 @@ from router.keys import TenantKeys
 
 from ..api.conftest import api_toml
 from ..conftest import new_tenant_id
+from ..processes import alive, free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _alive(pid: int) -> bool:
-    """Zombies count as dead: in a container nobody may reap an orphan."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except (FileNotFoundError, IndexError):
-        return False
-    return state != "Z"
 
 
 def _until(what: str, check: Callable[[], Any], timeout: float = 20.0) -> Any:
@@ -173,7 +155,7 @@ def test_workers_share_the_port_and_dead_ones_are_replaced(
     mode: str, tmp_path: Path, tenant: tuple[Path, str], redis_url: str
 ) -> None:
     tenant_config, tid = tenant
-    port = _free_port()
+    port = free_port()
     data = tmp_path / "data"
     args = ["--workers", "2", "--port", str(port), "--config", str(tenant_config)]
     args += ["--log-format", "json"]
@@ -197,7 +179,7 @@ def test_workers_share_the_port_and_dead_ones_are_replaced(
             "a replacement worker", lambda: len(server.worker_pids()) == 3 and server.worker_pids()
         )
         replacement = pids[2]
-        assert replacement not in first and _alive(replacement)
+        assert replacement not in first and alive(replacement)
         _until("/readyz after the restart", lambda: _get(port, "/readyz") == 200)
         want = {first[1], replacement}
         assert _pids_serving(server, port, want, "after") == want
@@ -218,12 +200,12 @@ def test_workers_share_the_port_and_dead_ones_are_replaced(
         poller.join(timeout=30)
         assert poll and poll[0][0] == 200 and json.loads(poll[0][1]) == {"offers": []}, poll
         assert server.proc.wait(timeout=60) == 0, server.output()
-        assert not any(_alive(p) for p in (first[1], replacement)), "workers outlived the parent"
+        assert not any(alive(p) for p in (first[1], replacement)), "workers outlived the parent"
         out = server.output()
         assert "Traceback" not in out, out
         started = [r for r in server.records() if r["msg"].startswith("embedded valkey started")]
         if mode == "embedded":
-            assert valkey_pid is not None and not _alive(valkey_pid), "embedded valkey still runs"
+            assert valkey_pid is not None and not alive(valkey_pid), "embedded valkey still runs"
             assert len(started) == 1, "the workers must share the parent's server"
             assert "embedded valkey stopped" in out
             assert (data / "appendonlydir").is_dir()
@@ -236,7 +218,7 @@ def test_workers_share_the_port_and_dead_ones_are_replaced(
 @pytest.mark.slow
 def test_workers_of_a_killed_parent_shut_down(tenant: tuple[Path, str], redis_url: str) -> None:
     tenant_config, _ = tenant
-    port = _free_port()
+    port = free_port()
     args = ["--workers", "2", "--port", str(port), "--config", str(tenant_config)]
     args += ["--log-format", "json", "--redis-url", redis_url]
     server = Server(args, dict(os.environ))
@@ -248,12 +230,12 @@ def test_workers_of_a_killed_parent_shut_down(tenant: tuple[Path, str], redis_ur
         )
         server.proc.send_signal(signal.SIGKILL)
         server.proc.wait()
-        _until("the orphaned workers to exit", lambda: not any(_alive(p) for p in pids), 20)
+        _until("the orphaned workers to exit", lambda: not any(alive(p) for p in pids), 20)
         _until("the port to be free", lambda: _get(port, "/healthz") == 0, 5)
     finally:
         server.stop()
         for pid in pids:  # when this test fails, leave no orphan behind
-            if _alive(pid):
+            if alive(pid):
                 os.kill(pid, signal.SIGKILL)
 
 
@@ -329,11 +311,11 @@ def test_sighup_goes_to_exactly_one_live_worker(tmp_path: Path) -> None:
         hup = _until("a SIGHUP", lambda: _pids(tmp_path, "hup"))
         time.sleep(0.5)  # time for a wrong second delivery to show
         assert len(_pids(tmp_path, "hup")) == 1 and hup <= up
-        assert all(_alive(p) for p in up), "SIGHUP must not stop a worker"
+        assert all(alive(p) for p in up), "SIGHUP must not stop a worker"
         parent.send_signal(signal.SIGTERM)
         out, _ = parent.communicate(timeout=30)
         assert parent.returncode == 0, out
-        assert not any(_alive(p) for p in up)
+        assert not any(alive(p) for p in up)
         assert "SIGHUP: forwarded to worker" in out
     finally:
         if parent.poll() is None:
@@ -363,11 +345,11 @@ def test_a_worker_that_dies_is_restarted(tmp_path: Path) -> None:
             "its replacement", lambda: len(_pids(tmp_path, "up")) == 2 and _pids(tmp_path, "up")
         )
         (second,) = up - {first}
-        assert _alive(second)
+        assert alive(second)
         parent.send_signal(signal.SIGINT)
         out, _ = parent.communicate(timeout=30)
         assert parent.returncode == 0, out
-        assert "was killed by SIGKILL" in out and not _alive(second)
+        assert "was killed by SIGKILL" in out and not alive(second)
     finally:
         if parent.poll() is None:
             parent.kill()

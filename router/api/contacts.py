@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ..config.model import Role
 from ..errors import ContactNotFound
-from ..model import ContactState, Customer, NewContact
+from ..model import Contact, ContactState, Customer, NewContact
 from .auth import Principal, principal
 from .bodies import invalid, read_body
 from .context import contact_view, engine_for
@@ -91,17 +91,17 @@ async def create_contact(request: web.Request) -> web.Response:
     return respond(request, out, 200 if result.duplicate else 201)
 
 
-async def _readable(request: web.Request, who: Principal, contact_id: str) -> None:
+async def _readable(request: web.Request, who: Principal, contact_id: str) -> Contact:
     """Supervisors and admins read any contact (a pool-scoped supervisor, its pool's);
     an agent reads the contacts it holds."""
     engine = engine_for(request, who)
     c = await engine.get_contact(contact_id)
     if Role.ADMIN in who.roles:
-        return
+        return c
     if Role.SUPERVISOR in who.roles and (who.pool is None or c.pool == who.pool):
-        return
+        return c
     if c.agent is not None and who.may_act_for(c.agent):
-        return
+        return c
     raise ContactNotFound(f"contact {contact_id!r} does not exist")
 
 
@@ -123,9 +123,8 @@ async def find_contacts(request: web.Request) -> web.Response:
 async def get_contact(request: web.Request) -> web.Response:
     who = principal(request)
     cid = request.match_info["id"]
-    await _readable(request, who, cid)
     engine = engine_for(request, who)
-    view = contact_view(engine, await engine.get_contact(cid))
+    view = contact_view(engine, await _readable(request, who, cid))
     return respond(request, {**view, "timeline": await engine.timeline(cid)})
 
 

@@ -23,6 +23,8 @@ from typing import Any, NoReturn, TypeVar
 from ..errors import ConfigError
 from ..ids import is_valid_id
 from . import channels as channel_sections
+from . import metrics as metrics_section
+from . import webhooks as webhooks_section
 from .model import (
     DEFAULT_CHANNELS,
     Config,
@@ -57,6 +59,8 @@ _SINGLE_TOP_KEYS = (
     "rules",
     "conversations",
     "providers",
+    "metrics",
+    "webhooks",
     "limits",
     "tenant",
     "routing",
@@ -67,14 +71,17 @@ _SINGLE_TOP_KEYS = (
     "default_queues",
 )
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
-_TENANT_KEYS = ("id", "name", "channels")
+_TENANT_KEYS = ("id", "name", "channels", "timezone")
 _MULTI_TENANT_KEYS = (
     "rules",
     "conversations",
     "providers",
+    "metrics",
+    "webhooks",
     "limits",
     "name",
     "channels",
+    "timezone",
     "routing",
     "retention",
     "pools",
@@ -435,6 +442,13 @@ class _Loader:
             ),
             twilio=twilio,
             meta=meta_provider,
+            timezone=metrics_section.timezone(self, meta, meta_path),
+            metrics=metrics_section.metrics(
+                self, body.get("metrics", {}), _key(body_path, "metrics")
+            ),
+            webhooks=webhooks_section.webhooks(
+                self, body.get("webhooks", {}), _key(body_path, "webhooks")
+            ),
         )
 
     def tenant_channels(self, value: object, path: str) -> tuple[str, ...]:

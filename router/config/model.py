@@ -203,6 +203,32 @@ class ConversationConfig:
 
 
 @dataclass(frozen=True)
+class MetricsConfig:
+    """Live metrics and their history (router/metrics). Filled by `config/metrics.py`."""
+
+    history_days: int = 35  # 15-minute intervals are kept this long (engine clock)
+    abandon_grace_s: float = 0.0  # abandons this quick leave the service level's denominator
+
+
+@dataclass(frozen=True)
+class WebhookSubscription:
+    """An outbound webhook: events of `events` types are POSTed to `url`, signed."""
+
+    id: str
+    url: str
+    events: tuple[str, ...]  # event types; "*" is every type, "sla.*" a family
+    secret_env: str  # environment variable holding the HMAC secret
+
+
+@dataclass(frozen=True)
+class WebhooksConfig:
+    subscriptions: tuple[WebhookSubscription, ...] = ()
+    max_attempts: int = 8  # then the delivery goes to the dead-letter list
+    timeout_s: float = 5.0
+    dead_letter_days: float = 7.0
+
+
+@dataclass(frozen=True)
 class TenantConfig:
     id: str
     name: str = ""
@@ -218,6 +244,9 @@ class TenantConfig:
     conversations: ConversationConfig = field(default_factory=ConversationConfig)
     twilio: TwilioConfig | None = None
     meta: MetaConfig | None = None
+    timezone: str = "UTC"  # IANA name: "today" in metrics, and calendars without their own
+    metrics: MetricsConfig = field(default_factory=MetricsConfig)
+    webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
 
     def fallback_for(self, channel: str) -> str | None:
         """Where a contact on `channel` goes when its queue is removed by a reload."""

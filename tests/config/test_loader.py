@@ -306,8 +306,8 @@ def test_multi_tenant_file() -> None:
         (
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
-            "channels, conversations, default_queues, limits, name, pools, providers, queues, "
-            "retention, routing, rules, tokens",
+            "channels, conversations, default_queues, limits, metrics, name, pools, providers, "
+            "queues, retention, routing, rules, timezone, tokens, webhooks",
         ),
         (
             '[tenants."a b"]\n',
@@ -335,8 +335,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown top-level key",
         doc(top="[routeing]"),
-        "routeing: unknown key; allowed keys: conversations, default_queues, limits, pools, "
-        "providers, queues, retention, routing, rules, tenant, tenants, tokens",
+        "routeing: unknown key; allowed keys: conversations, default_queues, limits, metrics, "
+        "pools, providers, queues, retention, routing, rules, tenant, tenants, tokens, webhooks",
     ),
     (
         "missing tenant",
@@ -354,7 +354,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown tenant key",
         doc(tenant='id = "t1"\nchanels = []'),
-        "tenant.chanels: unknown key; allowed keys: channels, id, name",
+        "tenant.chanels: unknown key; allowed keys: channels, id, name, timezone",
     ),
     (
         "empty tenant channels",

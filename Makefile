@@ -7,7 +7,7 @@ CONFIG ?= config/demo.toml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck check bench clean
+.PHONY: run test lint typecheck check bench clean chromium
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -31,13 +31,22 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-test: $(STAMP) lint typecheck
+# The dashboard tests drive a real headless Chromium: Debian's package, installed
+# when missing (as root, or through sudo). Playwright's own browser download is not used.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+		echo "installing Debian's chromium for the dashboard tests"; \
+		SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+		$$SUDO apt-get update -q && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium; }
+
+test: $(STAMP) lint typecheck chromium
 	$(BIN)/python -m pytest
 
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench scale
 	$(BIN)/python -m loadtests.bench cycle --contacts 20000 --json
 	$(BIN)/python -m loadtests.adapters
+	$(BIN)/python -m loadtests.metrics all
 	$(BIN)/python -m loadtests.ingest  # HTTP ingest; needs Debian's wrk (installs it as root)
 
 clean:

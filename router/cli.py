@@ -29,6 +29,16 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _ratio(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"must be > 0 and <= 1, got {text}")
+    return value
+
+
 def _bounded_int(lo: int, hi: int) -> Callable[[str], int]:
     def parse(text: str) -> int:
         try:
@@ -80,6 +90,8 @@ def _serve(args: argparse.Namespace) -> int:
         data_dir=Path(args.data_dir),
         appendfsync=args.appendfsync,
         config_path=Path(args.config),
+        maxmemory_mb=args.maxmemory_mb,
+        ready_memory_ratio=args.ready_memory,
     )
     service = Service(config, options)
     listener = None
@@ -133,6 +145,7 @@ def _supervise(args: argparse.Namespace) -> int:
     """`--workers N`: this process supervises N `serve` processes on the same port."""
     from .server.embedded import EmbeddedValkey
     from .server.workers import Supervisor, check_port
+    from .service import embedded_memory
     from .store.connection import redact_url
 
     if args.port == 0:
@@ -151,12 +164,17 @@ def _supervise(args: argparse.Namespace) -> int:
         f"--max-body-kib={args.max_body_kib}",
         f"--log-format={args.log_format}",
         f"--log-level={args.log_level}",
+        f"--ready-memory={args.ready_memory}",
         f"--worker-of-parent={os.getpid()}",
     ]
     url = args.redis_url or os.environ.get("SWITCHBOARD_REDIS_URL") or None
     embedded = None
     if url is None:
-        embedded = EmbeddedValkey(Path(args.data_dir), appendfsync=args.appendfsync)
+        embedded = EmbeddedValkey(
+            Path(args.data_dir),
+            appendfsync=args.appendfsync,
+            extra_config=embedded_memory(args.maxmemory_mb),
+        )
 
     def announce(url: str) -> None:
         base = f"http://{args.host}:{args.port}"
@@ -200,6 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--data-dir", default="var/valkey", help="embedded server's data directory")
     serve.add_argument("--appendfsync", choices=["everysec", "always", "no"], default="everysec")
+    serve.add_argument(
+        "--maxmemory-mb",
+        type=_bounded_int(0, 1 << 30),
+        default=0,
+        metavar="MB",
+        help="the embedded server's memory limit (noeviction); 0 = none (default)",
+    )
+    serve.add_argument(
+        "--ready-memory",
+        type=_ratio,
+        default=0.9,
+        metavar="R",
+        help="/readyz fails once redis uses this share of its memory limit (default 0.9)",
+    )
     serve.add_argument(
         "--workers",
         type=_bounded_int(1, 256),

@@ -86,7 +86,20 @@ def decode_contact(tenant: str, contact_id: str, h: dict[bytes, bytes]) -> Conta
         abandoned_ms=_i(h, "abandoned"),
         preferred_agent=_s(h, "pref"),
         why=json.loads(why) if why else None,
+        first_response_ms=_i(h, "responded"),
+        sla_clocks=_sla_clocks(h),
     )
+
+
+def _sla_clocks(h: dict[bytes, bytes]) -> dict[str, tuple[int, int, int]]:
+    """Fields `sl:<code>` = `<due>|<allowed>|<warn>` written by the scripts' start_sla."""
+    out: dict[str, tuple[int, int, int]] = {}
+    for code in ("a", "f", "r"):
+        raw = _s(h, "sl:" + code)
+        if raw:
+            due, allowed, warn = (int(x) for x in raw.split("|"))
+            out[code] = (due, allowed, warn)
+    return out
 
 
 def decode_agent(agent_id: str, h: dict[bytes, bytes], contacts: list[bytes]) -> Agent:

@@ -14,10 +14,18 @@ from typing import Any
 from redis.asyncio import Redis
 
 from . import codec, subqueues
+from . import sla as sla_clocks
 from .clock import Clock
 from .config.model import QueueConfig, TenantConfig
 from .eligibility import agent_lanes, all_lanes, pool_lanes
-from .errors import AgentNotFound, ContactNotFound, PoolNotFound, QueueNotFound, ValidationError
+from .errors import (
+    AgentNotFound,
+    ContactNotFound,
+    PoolNotFound,
+    QueueClosed,
+    QueueNotFound,
+    ValidationError,
+)
 from .ids import new_contact_id, validate_id
 from .keys import TenantKeys
 from .model import (
@@ -301,7 +309,19 @@ class Engine:
             )
         idem = _digest(new.idempotency_key) if new.idempotency_key else ""
         cust = _digest(new.customer.id) if new.customer.id else ""
+        # queue hours: join at once, be held until the opening, overflow, or refused
+        asked = queue
+        try:
+            queue, held = sla_clocks.admit(self.tenant, queue, now)
+        except QueueClosed:
+            # a retry of a contact created while the queue was open gets that contact
+            if not idem or not await self.redis.exists(self.keys.idempotency(idem)):
+                raise
+            held = 0
         sig = await self.ensure_subqueues(queue, new.skills) if new.skills else ""
+        spec = sla_clocks.timer_spec(
+            sla_clocks.plan(self.tenant, queue, new.channel, new.priority, held or now)
+        )
         r = self.tenant.routing
         cid, state, agent, qid, dup, pos, wait_ms = await self._run(
             "create_contact",
@@ -316,6 +336,9 @@ class Engine:
             round(r.preferred_agent_s * 1000),
             cust,
             sig,
+            spec,
+            held or "",
+            asked.id if asked is not queue else "",
         )
         st = _s(state)
         return RouteResult(
@@ -511,7 +534,13 @@ class Engine:
         """A follow-up on a contact: ('added' | 'reopened' | 'closed', state)."""
         validate_id(contact_id, "contact")
         outcome, state = await self._run(
-            "contact_message", contact_id, kind, entry, reopen_ms, keep
+            "contact_message",
+            contact_id,
+            kind,
+            entry,
+            reopen_ms,
+            keep,
+            await self._reopen_sla(contact_id),
         )
         return _s(outcome), _s(state)
 
@@ -629,3 +658,29 @@ class Engine:
             if applied < batch and (nxt is None or nxt > self.clock.now_ms()):
                 break
         return total
+
+    # -- SLA (see sla.py) ----------------------------------------------------
+
+    async def _reopen_sla(self, contact_id: str) -> str:
+        """The SLA clocks a reopen of this contact would start ('' when it cannot reopen
+        or its queue has no timers): one read, only for a completed contact."""
+        state, queue_id, channel, prio = await self.redis.hmget(
+            self.keys.contact(contact_id), ["state", "queue", "channel", "prio"]
+        )
+        if state != b"completed" or queue_id is None or channel is None:
+            return ""
+        queue = self.tenant.queues.get(subqueues.base_id(_s(queue_id)))
+        if queue is None:
+            return ""
+        now = self.clock.now_ms()
+        clocks = sla_clocks.plan(self.tenant, queue, _s(channel), int(_s(prio or b"0")), now)
+        return sla_clocks.timer_spec(clocks)
+
+    async def respond(self, contact_id: str, agent_id: str | None = None) -> tuple[bool, int, str]:
+        """Record the agent's first reply (meets the first-response SLA). Returns
+        (recorded now, first response ms, agent); a repeat changes nothing."""
+        validate_id(contact_id, "contact")
+        if agent_id:
+            validate_id(agent_id, "agent")
+        new, at, agent = await self._run("respond", contact_id, agent_id or "")
+        return bool(int(new)), int(_s(at)), _s(agent)

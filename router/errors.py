@@ -90,6 +90,13 @@ class DuplicateContact(Conflict):
     code = "duplicate"
 
 
+class QueueClosed(Conflict):
+    """The queue is outside its hours and refuses new contacts (when_closed = "refuse").
+    Nothing was written; `opens_at` says when it opens, for the platform's closed message."""
+
+    code = "queue_closed"
+
+
 class PayloadError(SwitchboardError):
     """A provider payload (MIME, webhook form, JSON event) that cannot be parsed."""
 

@@ -114,6 +114,31 @@ class TenantKeys:
         """Hash `<channel>:<reason>` -> count of inbound items recorded, not routed."""
         return self.prefix + "ignored"
 
+    # -- live metrics (router/metrics; written by scripts/metrics_apply.lua) ----
+    def metrics_bucket(self, size: str, start_ms: int) -> str:
+        """Hash `q:<queue>:<counter>` / `p:<pool>:<counter>` -> count, of the events
+        whose `at` falls in [start_ms, start_ms + size). `size` is `1m` or `15m`."""
+        return f"{self.prefix}m:{size}:{start_ms}"
+
+    def metrics_index(self, size: str) -> str:
+        """Sorted set of the bucket starts of one size (member = score = start ms)."""
+        return f"{self.prefix}m:idx:{size}"
+
+    @property
+    def metrics_totals(self) -> str:
+        """Hash: the same counters as the buckets, since the tenant began (Prometheus)."""
+        return self.prefix + "m:tot"
+
+    @property
+    def metrics_available(self) -> str:
+        """Hash agent -> `<pool>|<since ms>`: agents available now, and since when."""
+        return self.prefix + "m:av"
+
+    @property
+    def metrics_alerts(self) -> str:
+        """List of the latest SLA warnings and breaches (JSON, newest first, capped)."""
+        return self.prefix + "m:alerts"
+
     # -- queues ------------------------------------------------------------
     def queue(self, queue_id: str) -> str:
         """Hash: the queue's routing config as the scripts need it."""
@@ -122,6 +147,11 @@ class TenantKeys:
     def waiting(self, queue_id: str, channel: str, stage: int) -> str:
         """Sorted set of waiting contacts at one stage; score = created - priority*aging."""
         return f"{self.prefix}w:{queue_id}:{channel}:{stage}"
+
+    def held(self, queue_id: str) -> str:
+        """Sorted set of new contacts held while the queue is closed (when_closed =
+        "wait"); score = the opening at which a `q|` timer queues them."""
+        return self.prefix + "hold:" + queue_id
 
     def ready(self, queue_id: str, channel: str, entry_stage: int, pool: str) -> str:
         """Sorted set of agents ready for this queue/channel, entering at a stage, per pool."""
@@ -168,6 +198,30 @@ class TenantKeys:
     def rate_bucket(self, token_id: str) -> str:
         """Hash {tokens, ts}: one API token's request-rate bucket."""
         return self.prefix + "rl:" + token_id
+
+    # -- outbound webhooks (router/webhooks; scripts webhook_*.lua) --------
+    @property
+    def webhook_subs(self) -> str:
+        """Hash subscription id -> JSON {url, events, secret, created}: made by the admin API."""
+        return self.prefix + "wh:subs"
+
+    @property
+    def webhook_active(self) -> str:
+        """Set of subscription ids that have deliveries waiting (`webhook_due` not empty)."""
+        return self.prefix + "wh:active"
+
+    def webhook_due(self, sub_id: str) -> str:
+        """Sorted set of one subscription's deliveries; score = next attempt (or lease end) ms."""
+        return self.prefix + "wh:due:" + sub_id
+
+    def webhook_delivery(self, delivery_id: str) -> str:
+        """Hash: one delivery (`<event id>.<subscription>`): body, attempts, lease, last error."""
+        return self.prefix + "wh:d:" + delivery_id
+
+    @property
+    def webhook_dead(self) -> str:
+        """Sorted set of dead-lettered deliveries; score = when they died (ms)."""
+        return self.prefix + "wh:dead"
 
     def pattern(self) -> str:
         """SCAN pattern matching every key of the tenant (tests, tenant deletion)."""

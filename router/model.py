@@ -105,6 +105,10 @@ class Contact:
     abandoned_ms: int | None
     preferred_agent: str | None
     why: dict[str, Any] | None
+    first_response_ms: int | None = None  # POST /v1/contacts/{id}/respond, the first time
+    # running SLA clocks, by code (a answer, f first response, r resolution):
+    # (due ms, time allowed ms, warning ms); see router/sla.py
+    sla_clocks: dict[str, tuple[int, int, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

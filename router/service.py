@@ -20,13 +20,16 @@ from .config import load_config_text
 from .config.model import Config
 from .engine import Engine
 from .errors import ConfigError
+from .health import DEFAULT_READY_MEMORY_RATIO
 from .maintenance import trim_stream
+from .metrics.consumer import MetricsLoop
 from .ratelimit import RateLimiter
 from .server.embedded import EmbeddedValkey
 from .store.connection import ServerInfo, open_checked, redact_url
 from .store.scripts import Scripts
 from .timers import TimerLoop
 from .wakeups import OfferWakeups
+from .webhooks import WebhookRunner
 
 log = logging.getLogger("switchboard")
 
@@ -39,6 +42,8 @@ class ServiceOptions:
     data_dir: Path = Path("var/valkey")
     appendfsync: str = "everysec"
     config_path: Path | None = None  # what SIGHUP and POST /v1/admin/reload re-read
+    maxmemory_mb: int = 0  # the embedded server's maxmemory; 0: no limit
+    ready_memory_ratio: float = DEFAULT_READY_MEMORY_RATIO  # /readyz fails from this share
 
 
 class Service:
@@ -52,6 +57,7 @@ class Service:
         self.engines: dict[str, Engine] = {}
         self.wakeups: OfferWakeups | None = None
         self.limiter: RateLimiter | None = None
+        self.webhooks: WebhookRunner | None = None  # outbound webhooks (router/webhooks)
         # per tenant: the reloaded config version this process runs (0: its own file)
         self.config_versions: dict[str, int] = {}
         self._reload_lock = asyncio.Lock()
@@ -70,6 +76,7 @@ class Service:
             self.embedded = EmbeddedValkey(
                 self.options.data_dir,
                 appendfsync=self.options.appendfsync,  # type: ignore[arg-type]
+                extra_config=embedded_memory(self.options.maxmemory_mb),
             )
             await asyncio.to_thread(self.embedded.start)
             log.info(
@@ -88,8 +95,14 @@ class Service:
             self.engines[tid] = engine
         timers = TimerLoop(list(self.engines.values()), self.clock)
         self.wakeups = OfferWakeups(self.redis, list(self.engines))
+        self.webhooks = WebhookRunner(list(self.engines.values()))
+        await self.webhooks.start()  # consumer groups exist before traffic
         self._tasks = [
+            asyncio.create_task(self.webhooks.run(self._stop)),
             asyncio.create_task(timers.run(self._stop)),
+            asyncio.create_task(
+                MetricsLoop(list(self.engines.values()), self.clock).run(self._stop)
+            ),
             asyncio.create_task(self._maintenance()),
             asyncio.create_task(self.wakeups.run(self._stop)),
             asyncio.create_task(
@@ -178,6 +191,11 @@ class Service:
         if self.embedded is not None:
             await asyncio.to_thread(self.embedded.stop)
             log.info("embedded valkey stopped")
+
+
+def embedded_memory(maxmemory_mb: int) -> dict[str, str]:
+    """The embedded server's memory limit (noeviction is always set by EmbeddedValkey)."""
+    return {"maxmemory": f"{maxmemory_mb}mb"} if maxmemory_mb > 0 else {}
 
 
 def describe(service: Service, host: str, port: int) -> str:

@@ -53,7 +53,10 @@ def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
     port = free_port()
     data = tmp_path / "data"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "router", "serve", "--port", str(port), "--data-dir", str(data)],
+        [
+            *(sys.executable, "-m", "router", "serve", "--port", str(port)),
+            *("--data-dir", str(data), "--maxmemory-mb", "512"),
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -70,7 +73,11 @@ def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
                     break
             except OSError:
                 time.sleep(0.1)
-        assert b'"ready"' in body and b"demo" in body
+        ready = json.loads(body)
+        assert ready["status"] == "ready" and ready["tenants"] == ["demo"]
+        # --maxmemory-mb reaches the embedded server, and /readyz measures against it
+        assert ready["memory"]["limit_source"] == "maxmemory"
+        assert ready["memory"]["limit_bytes"] == 512 * 1024 * 1024
         pid = int((data / "valkey.pid").read_text())
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -92,6 +99,9 @@ def test_serve_starts_embedded_valkey_and_stops_cleanly(tmp_path: Path) -> None:
         (["--body-timeout", "soon"], {}),
         (["--log-format", "xml"], {}),
         (["--log-level", "loud"], {}),
+        (["--ready-memory", "0"], {}),
+        (["--ready-memory", "1.5"], {}),
+        (["--maxmemory-mb", "-1"], {}),
         ([], {"SWITCHBOARD_LOG_FORMAT": "xml"}),
     ],
 )

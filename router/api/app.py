@@ -11,10 +11,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from ..errors import SwitchboardError
+from ..health import memory_headroom
 from ..service import Service
-from . import admin, agent_events, agents, channels, contacts, openapi, queues
+from . import admin, agent_events, agents, channels, contacts, metrics, openapi, queues, webhooks
 from .auth import auth_middleware
 from .context import SERVICE
+from .dashboard import dashboard_middleware
 from .mail_listener import MailListener, listen_for_mail
 from .problems import problem, problems_middleware
 from .requestlog import flush_logs, request_id_middleware, stamp_request_id
@@ -34,7 +36,12 @@ def build_api(
     """The v1 API app. With `manage_service`, the app starts and stops the service;
     with `reload_on_sighup`, SIGHUP reloads the config file (the `serve` command)."""
     app = web.Application(
-        middlewares=[request_id_middleware, problems_middleware, auth_middleware(service)],
+        middlewares=[
+            request_id_middleware,
+            problems_middleware,
+            dashboard_middleware,  # the page: static files, no token (router/api/dashboard.py)
+            auth_middleware(service),
+        ],
         client_max_size=max_body_bytes,
     )
     app.on_response_prepare.append(stamp_request_id)  # streamed responses too
@@ -43,9 +50,11 @@ def build_api(
     app.add_routes(agents.routes)
     app.add_routes(queues.routes)
     app.add_routes(admin.routes)
+    app.add_routes(webhooks.routes)
     app.add_routes(channels.routes)
     app.add_routes(agent_events.routes)
     app.on_shutdown.append(agent_events.close_streams)  # end open streams first
+    metrics.add_routes(app)  # /v1/metrics..., GET /metrics; ends its streams on shutdown
 
     async def healthz(request: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -53,8 +62,20 @@ def build_api(
     async def readyz(request: web.Request) -> web.Response:
         if service.redis is None:
             return problem(503, "not ready", "starting up", headers={"Retry-After": "1"})
-        await service.redis.ping()
-        return web.json_response({"status": "ready", "tenants": sorted(service.engines)})
+        memory = await memory_headroom(service.redis, service.options.ready_memory_ratio)
+        if not memory.ok:
+            return problem(
+                503,
+                "not ready",
+                f"redis memory is {memory.used_ratio:.0%} of its {memory.limit_source} limit "
+                f"(unready from {memory.fail_at_ratio:.0%}): under noeviction, writes will "
+                "soon be refused; raise maxmemory or shorten retention",
+                headers={"Retry-After": "5"},
+                memory=memory.as_json(),
+            )
+        return web.json_response(
+            {"status": "ready", "tenants": sorted(service.engines), "memory": memory.as_json()}
+        )
 
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)

@@ -188,3 +188,20 @@ async def wrapup_done(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", f"contact {cid} is {c0.state.value}, not in wrap-up")
     await engine.finish_wrap_up(cid, by, body.ident("disposition") or "")
     return respond(request, contact_view(engine, await engine.get_contact(cid)))
+
+
+@routes.post("/v1/contacts/{id}/respond")
+async def respond_first(request: web.Request) -> web.Response:
+    """The first reply to an async contact: meets its first-response SLA, once."""
+    who = principal(request, Role.AGENT, Role.ADMIN)
+    body = await read_body(request, ("agent",))
+    named = body.ident("agent")
+    cid = request.match_info["id"]
+    engine = engine_for(request, who)
+    c = await engine.get_contact(cid)
+    if Role.ADMIN not in who.roles and (c.agent is None or not who.may_act_for(c.agent)):
+        raise ApiError(409, "conflict", f"contact {cid} is not held by this agent")
+    if named is not None and named != c.agent:
+        raise ApiError(409, "conflict", f"contact {cid} is not held by agent {named}")
+    await engine.respond(cid, c.agent if Role.ADMIN not in who.roles else named)
+    return respond(request, contact_view(engine, await engine.get_contact(cid)))

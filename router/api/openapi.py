@@ -171,6 +171,7 @@ def _schemas() -> dict[str, JSON]:
         "wrap_up_at": _nullable(TIMESTAMP),
         "completed_at": _nullable(TIMESTAMP),
         "abandoned_at": _nullable(TIMESTAMP),
+        "first_response_at": _nullable(TIMESTAMP),
         "disposition": {"type": ["string", "null"]},
         "preferred_agent": {"type": ["string", "null"]},
         "customer": {
@@ -324,9 +325,38 @@ def _schemas() -> dict[str, JSON]:
                     "threshold; met / missed: answered inside / after it; short_abandon: "
                     "left inside it (not counted); abandoned: left after it",
                 ),
-                "answered_in_s": {"type": ["number", "null"], "minimum": 0},
+                "answered_in_s": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "answer clock: time to answer; first_response: time "
+                    "to the first response (or to completion without one)",
+                },
+                "kind": _enum(
+                    ["answer", "first_response"],
+                    description="the main clock: answer (voice, chat) or first response "
+                    "(other channels, on queues whose config has an sla table)",
+                ),
+                "warning_at": _nullable(TIMESTAMP),
+                "resolution": {
+                    "type": ["object", "null"],
+                    "additionalProperties": False,
+                    "description": "the resolution clock (sla.resolution_s), met on completion",
+                    "properties": {
+                        "due_at": TIMESTAMP,
+                        "status": _enum([s.value for s in SlaStatus]),
+                    },
+                },
             }
         ),
+        "Responder": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "agent": _nullable(
+                    _ident(description="the agent responding; must hold the contact")
+                )
+            },
+        },
         "ContactList": _closed(
             {"contacts": {"type": "array", "items": _ref("Contact")}},
         ),
@@ -436,9 +466,24 @@ def _schemas() -> dict[str, JSON]:
             {
                 "status": {"const": "ready"},
                 "tenants": {"type": "array", "items": {"type": "string"}},
+                "memory": _ref("MemoryHeadroom"),
+            }
+        ),
+        "MemoryHeadroom": _closed(
+            {
+                "used_bytes": {"type": "integer", "minimum": 0},
+                "limit_bytes": {"type": ["integer", "null"], "minimum": 0},
+                "limit_source": {"enum": ["maxmemory", "system", "unknown"]},
+                "policy": {"type": "string"},
+                "fail_at_ratio": {"type": "number"},
+                "used_ratio": {"type": ["number", "null"], "minimum": 0},
+                "headroom_bytes": {"type": ["integer", "null"], "minimum": 0},
+                "ok": {"type": "boolean"},
             }
         ),
         **_bounded_json_schemas(),
+        **_webhook_schemas(),
+        **_metrics_schemas(),
     }
 
 
@@ -719,6 +764,16 @@ def _paths() -> dict[str, JSON]:
             "Disposition",
             "409 unless the contact is in wrap-up.",
         ),
+        "respond": (
+            "respond_contact",
+            "The agent sent its first reply",
+            (agent, admin),
+            "Responder",
+            "Records the first response (meets the first-response SLA; emits "
+            "contact.responded). A repeat returns 200 with the original time and changes "
+            "nothing. 409 when the contact is not held by the agent, or not assigned or in "
+            "wrap-up before any response.",
+        ),
     }
     paths: dict[str, JSON] = {
         "/v1/contacts": {
@@ -742,7 +797,11 @@ def _paths() -> dict[str, JSON]:
                     },
                 ),
                 body=_body("NewContact", required=True),
-                description="A contact without `queue` goes to its channel's default queue.",
+                description="A contact without `queue` goes to its channel's default queue. "
+                "Outside a queue's hours (docs/sla.md) the contact is held until the opening "
+                "(`state` queued, no position), goes to the queue's `closed_queue`, or is "
+                "refused: 409 with `code` and `reason` `queue_closed`, `queue`, `opens_at` "
+                "and `opens_at_ms`.",
             ),
             "get": _op(
                 "find_contacts",
@@ -842,6 +901,8 @@ def _paths() -> dict[str, JSON]:
             ),
         },
         **_channel_paths(),
+        **_webhook_paths(),
+        **_metrics_paths(),
         "/v1/admin/reload": {
             "post": _op(
                 "reload_config",
@@ -1036,13 +1097,417 @@ def _paths() -> dict[str, JSON]:
             "get": _op(
                 op_id,
                 "health",
-                "Readiness: the data store answers",
+                "Readiness: the data store answers and has memory headroom",
                 {"200": _ok("Ready", json_only=True)},
                 (),
                 roles=None,
             )
         }
     return paths
+
+
+def _webhook_schemas() -> dict[str, JSON]:
+    """Outbound webhook administration (router/api/webhooks.py, docs/webhooks.md)."""
+    from ..config.webhooks import EVENT_PATTERN, MAX_EVENTS, MAX_URL
+
+    sub: dict[str, JSON] = {
+        "id": {"type": "string"},
+        "url": {"type": "string"},
+        "events": {"type": "array", "items": {"type": "string"}},
+        "source": _enum(["config", "api"], description="config subscriptions are read-only"),
+        "secret_env": {
+            "type": ["string", "null"],
+            "description": "config subscriptions: the environment variable with the secret",
+        },
+        "created_at": _nullable(TIMESTAMP),
+        "pending": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "deliveries not done yet: waiting, or being sent",
+        },
+    }
+    dead: dict[str, JSON] = {
+        "id": {"type": "string", "description": "<event id>.<subscription>"},
+        "subscription": {"type": "string"},
+        "event_id": {"type": "string"},
+        "type": {"type": "string"},
+        "attempts": {"type": "integer", "minimum": 0},
+        "created_at": TIMESTAMP,
+        "dead_at": TIMESTAMP,
+        "last_status": {"type": ["integer", "null"], "description": "null: no HTTP answer"},
+        "last_error": {"type": "string"},
+        "payload": {"type": ["object", "null"], "description": "the body that was POSTed"},
+    }
+    return {
+        "NewWebhook": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["id", "url", "events"],
+            "properties": {
+                "id": _ident(),
+                "url": _text(MAX_URL, description="an http:// or https:// URL with a host"),
+                "events": {
+                    "type": "array",
+                    "minItems": 1,
+                    "maxItems": MAX_EVENTS,
+                    "items": {"type": "string", "pattern": EVENT_PATTERN},
+                    "description": "'*' for every event, 'sla.*' for a family, or exact types",
+                },
+            },
+        },
+        "Webhook": _closed(sub),
+        "WebhookCreated": _closed(
+            {
+                **sub,
+                "secret": {
+                    "type": "string",
+                    "description": "the HMAC-SHA256 signing secret; shown this once only",
+                },
+            }
+        ),
+        "WebhookList": _closed({"subscriptions": {"type": "array", "items": _ref("Webhook")}}),
+        "WebhookDeleted": _closed(
+            {
+                "id": {"type": "string"},
+                "deleted": {"const": True},
+                "dropped": {"type": "integer", "minimum": 0, "description": "deliveries dropped"},
+            }
+        ),
+        "DeadLetter": _closed(dead),
+        "DeadLetterPage": _closed(
+            {
+                "dead_letters": {"type": "array", "items": _ref("DeadLetter")},
+                "total": {"type": "integer", "minimum": 0},
+                "offset": {"type": "integer", "minimum": 0},
+                "limit": {"type": "integer", "minimum": 1},
+                "next_offset": {"type": ["integer", "null"]},
+            }
+        ),
+        "DeadLetterRetried": _closed({"id": {"type": "string"}, "retried": {"const": True}}),
+        "DeadLetterDeleted": _closed({"id": {"type": "string"}, "deleted": {"const": True}}),
+    }
+
+
+def _webhook_paths() -> dict[str, JSON]:
+    from .webhooks import DEAD_LETTER_ID, MAX_PAGE
+
+    admin = (Role.ADMIN,)
+    sub_id = _path_param("id", "the subscription's id")
+    dead_id = {
+        "name": "id",
+        "in": "path",
+        "required": True,
+        "description": "the dead letter's id: <event id>.<subscription>",
+        "schema": {"type": "string", "pattern": f"^{DEAD_LETTER_ID}$"},
+    }
+
+    def query_int(name: str, lo: int, hi: int, description: str) -> JSON:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": {"type": "integer", "minimum": lo, "maximum": hi},
+        }
+
+    return {
+        "/v1/admin/webhooks": {
+            "get": _op(
+                "list_webhooks",
+                "admin",
+                "Outbound webhook subscriptions",
+                {"200": _ok("WebhookList")},
+                (403,),
+                roles=admin,
+                description="Config subscriptions and those made through this API.",
+            ),
+            "post": _op(
+                "create_webhook",
+                "admin",
+                "Subscribe a URL to events",
+                {"201": _ok("WebhookCreated", "Subscribed; the secret is returned this once")},
+                (403, 409),
+                roles=admin,
+                body=_body("NewWebhook", required=True),
+                description="The server generates the signing secret. 409 if the id is taken "
+                "(by the config or the API) or the tenant has the most subscriptions allowed.",
+            ),
+        },
+        "/v1/admin/webhooks/{id}": {
+            "delete": _op(
+                "delete_webhook",
+                "admin",
+                "Delete a subscription made through the API",
+                {"200": _ok("WebhookDeleted")},
+                (403, 404, 409, 422),
+                roles=admin,
+                params=(sub_id,),
+                description="Its waiting deliveries are dropped. Config subscriptions are "
+                "read-only: 409.",
+            )
+        },
+        "/v1/admin/webhooks/dead-letters": {
+            "get": _op(
+                "list_dead_letters",
+                "admin",
+                "Deliveries that failed every attempt",
+                {"200": _ok("DeadLetterPage")},
+                (403, 422),
+                roles=admin,
+                params=(
+                    query_int("offset", 0, 10**9, "skip this many (default 0)"),
+                    query_int("limit", 1, MAX_PAGE, f"at most this many, 1..{MAX_PAGE}"),
+                ),
+                description="Newest first. Kept `webhooks.dead_letter_days` days.",
+            )
+        },
+        "/v1/admin/webhooks/dead-letters/{id}": {
+            "delete": _op(
+                "delete_dead_letter",
+                "admin",
+                "Delete a dead letter",
+                {"200": _ok("DeadLetterDeleted")},
+                (403, 404, 422),
+                roles=admin,
+                params=(dead_id,),
+            )
+        },
+        "/v1/admin/webhooks/dead-letters/{id}/retry": {
+            "post": _op(
+                "retry_dead_letter",
+                "admin",
+                "Send a dead letter again",
+                {"202": _ok("DeadLetterRetried", "Due now, with max_attempts attempts")},
+                (403, 404, 409, 422),
+                roles=admin,
+                params=(dead_id,),
+                body=_body("Empty", required=False),
+                description="409 if its subscription no longer exists.",
+            )
+        },
+    }
+
+
+def _metrics_schemas() -> dict[str, JSON]:
+    """Live metrics (router/api/metrics.py, docs/metrics.md). A ratio is null when its
+    denominator is zero."""
+    ratio: JSON = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    seconds: JSON = {"type": ["number", "null"], "minimum": 0}
+    count: JSON = {"type": "integer", "minimum": 0}
+    ms: JSON = {"type": "integer", "description": "ms since the epoch, engine clock"}
+    level = _closed(
+        {
+            "threshold_s": {
+                "type": ["number", "null"],
+                "description": "the queue's threshold T; null for a pool (each answer is "
+                "judged by its own queue's T)",
+            },
+            "value": {
+                **ratio,
+                "description": "answered within T / (offered - abandoned within the grace)",
+            },
+        }
+    )
+    queue_figures: JSON = {
+        "offered": count,
+        "answered": count,
+        "abandoned": count,
+        "service_level": _ref("ServiceLevel"),
+        "asa_s": seconds,
+        "aht_s": seconds,
+        "abandon_rate": ratio,
+        "handled": count,
+        "sla_breaches": count,
+        "sla_warnings": count,
+    }
+    pool_figures: JSON = {
+        "occupancy": ratio,
+        "answered": count,
+        "handled": count,
+        "asa_s": seconds,
+        "aht_s": seconds,
+        "service_level": _ref("ServiceLevel"),
+    }
+    queue_live: JSON = {
+        "title": {"type": "string"},
+        "channels": {"type": "array", "items": {"type": "string"}},
+        "waiting": count,
+        "longest_wait_s": seconds,
+        **queue_figures,
+        "service_level_target": {"type": "number", "minimum": 0, "maximum": 1},
+        "agents_available": count,
+    }
+    pool_live: JSON = {
+        "title": {"type": "string"},
+        "kind": {"type": "string", "enum": ["inhouse", "outsourced"]},
+        "vendor": {"type": ["string", "null"]},
+        "location": {"type": ["string", "null"]},
+        "agents": _closed({"available": count, "away": count, "offline": count}),
+        **pool_figures,
+    }
+    alert: JSON = {
+        "type": "object",
+        "required": ["type", "contact", "queue", "sla", "at"],
+        "properties": {
+            "type": {"type": "string", "enum": ["sla.warning", "sla.breached"]},
+            "contact": {"type": "string"},
+            "queue": {"type": "string"},
+            "sla": {"type": "string", "description": "answer, first_response or resolution"},
+            "at": ms,
+        },
+    }
+    interval = _closed(
+        {
+            "from": ms,
+            "to": ms,
+            "queues": {"type": "object", "additionalProperties": _ref("QueueFigures")},
+            "pools": {"type": "object", "additionalProperties": _ref("PoolFigures")},
+        }
+    )
+    return {
+        "ServiceLevel": level,
+        "QueueMetrics": _closed(queue_live),
+        "PoolMetrics": _closed(pool_live),
+        "QueueFigures": _closed(queue_figures),
+        "PoolFigures": _closed(pool_figures),
+        "MetricsAlert": alert,
+        "MetricsSnapshot": _closed(
+            {
+                "tenant": {"type": "string"},
+                "at": ms,
+                "window": _closed(
+                    {
+                        "name": {"type": "string", "enum": ["15m", "1h", "today"]},
+                        "from": ms,
+                        "to": ms,
+                    }
+                ),
+                "queues": {"type": "object", "additionalProperties": _ref("QueueMetrics")},
+                "pools": {"type": "object", "additionalProperties": _ref("PoolMetrics")},
+                "alerts": {"type": "array", "maxItems": 50, "items": _ref("MetricsAlert")},
+            }
+        ),
+        "MetricsEvent": {
+            "type": "object",
+            "description": "One Server-Sent Event of GET /v1/metrics/stream (the first "
+            "carries only `retry`, the client's reconnection delay in ms)",
+            "properties": {
+                "event": {"const": "metrics"},
+                "data": {
+                    "type": "string",
+                    "contentMediaType": "application/json",
+                    "contentSchema": _ref("MetricsSnapshot"),
+                },
+                "retry": {"type": "integer", "minimum": 0},
+            },
+        },
+        "MetricsInterval": interval,
+        "MetricsHistory": _closed(
+            {
+                "tenant": {"type": "string"},
+                "from": ms,
+                "to": ms,
+                "interval_s": {"const": 900},
+                "history_days": {"type": "integer", "minimum": 1},
+                "intervals": {"type": "array", "items": _ref("MetricsInterval")},
+            }
+        ),
+    }
+
+
+def _metrics_paths() -> dict[str, JSON]:
+    from .metrics import FRAME_EVERY_S, HISTORY_MAX_MS, KEEPALIVE_S
+
+    viewers = (Role.SUPERVISOR, Role.ADMIN)
+    window = {
+        "name": "window",
+        "in": "query",
+        "required": False,
+        "description": "15m and 1h: the last 15 or 60 minutes (whole minutes, the current "
+        "one included); today: since midnight in the tenant's time zone. Default 15m.",
+        "schema": {"type": "string", "enum": ["15m", "1h", "today"]},
+    }
+
+    def time_param(name: str, default: str) -> JSON:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": f"ms since the epoch, or ISO 8601 (UTC without an offset); "
+            f"default: {default}",
+            "schema": {"type": "string", "minLength": 1},
+        }
+
+    scope = (
+        " A supervisor token scoped to a pool sees that pool, and the queues whose "
+        "stages include it."
+    )
+    days = HISTORY_MAX_MS // 86_400_000
+    return {
+        "/v1/metrics": {
+            "get": _op(
+                "get_metrics",
+                "metrics",
+                "Live metrics per queue and per pool",
+                {"200": _ok("MetricsSnapshot")},
+                (400, 403),
+                roles=viewers,
+                params=(window,),
+                description="Counts over the window, live state at the engine's now, and the "
+                "latest SLA alerts. Definitions: docs/metrics.md." + scope,
+            )
+        },
+        "/v1/metrics/history": {
+            "get": _op(
+                "get_metrics_history",
+                "metrics",
+                "15-minute intervals of a time range",
+                {"200": _ok("MetricsHistory")},
+                (400, 403, 404),
+                roles=viewers,
+                params=(
+                    time_param("from", "24 hours before `to`"),
+                    time_param("to", "now"),
+                    {
+                        "name": "queue",
+                        "in": "query",
+                        "required": False,
+                        "description": "one queue only (and no pools)",
+                        "schema": {"type": "string", "minLength": 1},
+                    },
+                ),
+                description="Every interval overlapping [from, to), oldest first, with zero "
+                f"counts where nothing happened. At most {days} days per request; intervals "
+                "are kept `metrics.history_days` days." + scope,
+            )
+        },
+        "/v1/metrics/stream": {
+            "get": _op(
+                "metrics_stream",
+                "metrics",
+                "Live metrics, as Server-Sent Events",
+                {
+                    "200": {
+                        "description": "An endless `text/event-stream`: `event: metrics` "
+                        "frames whose data is a MetricsSnapshot, one at once, then at most "
+                        f"one every {FRAME_EVERY_S:g} s when a figure changed; a "
+                        f"`: keepalive` comment every {KEEPALIVE_S:g} s.",
+                        "headers": {
+                            "Cache-Control": {"schema": {"type": "string", "const": "no-cache"}},
+                            "X-Accel-Buffering": {"schema": {"type": "string", "const": "no"}},
+                        },
+                        "content": {EVENT_STREAM: {"schema": _ref("MetricsEvent")}},
+                    }
+                },
+                (400, 403, 406),
+                roles=viewers,
+                params=(window,),
+                description="For dashboards: the token goes in the Authorization header "
+                "(read it with fetch and a ReadableStream). Every stream of one process on "
+                "the same tenant, scope and window shares one computation per second." + scope,
+            )
+        },
+    }
 
 
 def build_document() -> JSON:
@@ -1076,6 +1541,7 @@ def build_document() -> JSON:
             {"name": "admin"},
             {"name": "channels"},
             {"name": "webhooks"},
+            {"name": "metrics"},
             {"name": "health"},
         ],
         "paths": _paths(),

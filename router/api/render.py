@@ -25,6 +25,11 @@ def sla_json(sla: Sla | None) -> dict[str, Any] | None:
         "due_at": rfc3339(sla.due_ms),
         "status": sla.status.value,
         "answered_in_s": None if sla.answered_in_ms is None else sla.answered_in_ms / 1000,
+        "kind": sla.kind.value,
+        "warning_at": rfc3339(sla.warn_ms),
+        "resolution": None
+        if sla.resolution_due_ms is None or sla.resolution_status is None
+        else {"due_at": rfc3339(sla.resolution_due_ms), "status": sla.resolution_status.value},
     }
 
 
@@ -45,6 +50,7 @@ def contact_json(c: Contact, sla: Sla | None = None) -> dict[str, Any]:
         "wrap_up_at": rfc3339(c.wrap_up_ms),
         "completed_at": rfc3339(c.completed_ms),
         "abandoned_at": rfc3339(c.abandoned_ms),
+        "first_response_at": rfc3339(c.first_response_ms),
         "disposition": c.disposition,
         "preferred_agent": c.preferred_agent,
         "customer": c.customer.to_dict(),

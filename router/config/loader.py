@@ -24,9 +24,11 @@ from ..errors import ConfigError
 from ..ids import is_valid_id
 from . import channels as channel_sections
 from . import metrics as metrics_section
+from . import sla as sla_section
 from . import webhooks as webhooks_section
 from .model import (
     DEFAULT_CHANNELS,
+    CalendarConfig,
     Config,
     FullAction,
     LimitsConfig,
@@ -37,7 +39,6 @@ from .model import (
     RetentionConfig,
     Role,
     RoutingConfig,
-    SlaTarget,
     StageConfig,
     Strategy,
     TenantConfig,
@@ -56,6 +57,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_HOW = "make one with: printf %s TOKEN | sha256sum"
 
 _SINGLE_TOP_KEYS = (
+    "calendars",
     "rules",
     "conversations",
     "providers",
@@ -73,6 +75,7 @@ _SINGLE_TOP_KEYS = (
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
 _TENANT_KEYS = ("id", "name", "channels", "timezone")
 _MULTI_TENANT_KEYS = (
+    "calendars",
     "rules",
     "conversations",
     "providers",
@@ -117,9 +120,11 @@ _QUEUE_KEYS = (
     "stages",
     "pools",
     "overflow",
+    "hours",
+    "when_closed",
+    "closed_queue",
 )
 _STAGE_KEYS = ("after_s", "pools", "min_proficiency")
-_SLA_KEYS = ("threshold_s", "target")
 _TOKEN_KEYS = ("name", "sha256", "roles", "agent", "pool", "requests_per_s", "burst")
 _LIMITS_KEYS = ("requests_per_s", "burst")
 _MIN_STREAM_LEN = 1000
@@ -406,8 +411,12 @@ class _Loader:
         pools = self.pools(body.get("pools", {}), pools_path)
         if not pools:
             self.fail(pools_path, "a tenant needs at least one pool")
+        zone = metrics_section.timezone(self, meta, meta_path)
+        calendars = sla_section.calendars(
+            self, body.get("calendars", {}), _key(body_path, "calendars"), zone
+        )
         queues_path = _key(body_path, "queues")
-        queues = self.queues(body.get("queues", {}), queues_path, channels, pools)
+        queues = self.queues(body.get("queues", {}), queues_path, channels, pools, calendars)
         if not queues:
             self.fail(queues_path, "a tenant needs at least one queue")
         tokens = self.tokens(body.get("tokens", []), _key(body_path, "tokens"), pools)
@@ -442,7 +451,8 @@ class _Loader:
             ),
             twilio=twilio,
             meta=meta_provider,
-            timezone=metrics_section.timezone(self, meta, meta_path),
+            timezone=zone,
+            calendars=calendars,
             metrics=metrics_section.metrics(
                 self, body.get("metrics", {}), _key(body_path, "metrics")
             ),
@@ -584,6 +594,7 @@ class _Loader:
         path: str,
         channels: tuple[str, ...],
         pools: Mapping[str, PoolConfig],
+        calendars: Mapping[str, CalendarConfig],
     ) -> dict[str, QueueConfig]:
         raw_queues = self.table(value, path)
         for raw_id in raw_queues:
@@ -591,7 +602,7 @@ class _Loader:
         names = tuple(raw_queues)
         out: dict[str, QueueConfig] = {}
         for qid, raw in raw_queues.items():
-            out[qid] = self.queue(qid, raw, _key(path, qid), channels, pools, names)
+            out[qid] = self.queue(qid, raw, _key(path, qid), channels, pools, names, calendars)
         self.overflow_targets(out, path)
         return out
 
@@ -603,6 +614,7 @@ class _Loader:
         channels: tuple[str, ...],
         pools: Mapping[str, PoolConfig],
         queue_ids: tuple[str, ...],
+        calendars: Mapping[str, CalendarConfig],
     ) -> QueueConfig:
         t = self.table(value, path)
         self.keys(t, path, _QUEUE_KEYS)
@@ -662,6 +674,12 @@ class _Loader:
                 )
         elif "overflow_queue" in t:
             self.fail(opath, 'only allowed when when_full = "overflow"')
+        sla = d.sla
+        if "sla" in t:
+            sla = sla_section.sla(self, t["sla"], _key(path, "sla"), queue_ids, calendars, qid)
+        hours, when_closed, closed_queue = sla_section.hours(
+            self, t, path, qid, queue_ids, calendars
+        )
 
         return QueueConfig(
             id=qid,
@@ -675,33 +693,11 @@ class _Loader:
             max_size=max_size,
             when_full=when_full,
             overflow_queue=overflow_queue,
-            sla=self.sla(t.get("sla", {}), _key(path, "sla")),
+            sla=sla,
             name=self.opt_string(t, path, "name"),
-        )
-
-    def sla(self, value: object, path: str) -> SlaTarget:
-        t = self.table(value, path)
-        self.keys(t, path, _SLA_KEYS)
-        d = SlaTarget()
-        target = d.target
-        if "target" in t:
-            p = _key(path, "target")
-            raw = t["target"]
-            rule = 'must be in (0, 1] or a percentage like "80%"'
-            if isinstance(raw, str):
-                match = _PERCENT.match(raw)
-                if match is None:
-                    self.fail(p, f"{rule}, got {raw!r}")
-                target = float(match.group(1)) / 100.0
-            elif isinstance(raw, bool) or not isinstance(raw, int | float):
-                self.fail(p, _expected('number in (0, 1] or percentage string like "80%"', raw))
-            else:
-                target = self.number(raw, p)
-            if not 0.0 < target <= 1.0:
-                self.fail(p, rule)
-        return SlaTarget(
-            threshold_s=self.opt_number(t, path, "threshold_s", d.threshold_s, gt=0),
-            target=target,
+            hours=hours,
+            when_closed=when_closed,
+            closed_queue=closed_queue,
         )
 
     # -- stages -----------------------------------------------------------------------
@@ -810,6 +806,19 @@ class _Loader:
             missing = [c for c in queue.channels if c not in queues[target].channels]
             if missing:
                 self.fail(opath, f"queue {target!r} does not serve channel {missing[0]!r}")
+        for qid, queue in queues.items():
+            qpath = _key(path, qid)
+            targets: list[tuple[str | None, str]] = [
+                (queue.closed_queue, _key(qpath, "closed_queue"))
+            ]
+            for i, esc in enumerate(queue.sla.escalation):
+                targets.append((esc.queue, f"{_key(_key(qpath, 'sla'), 'escalation')}[{i}].queue"))
+            for other, opath in targets:
+                if other is None:
+                    continue
+                missing = [c for c in queue.channels if c not in queues[other].channels]
+                if missing:
+                    self.fail(opath, f"queue {other!r} does not serve channel {missing[0]!r}")
         for qid in queues:
             chain = [qid]
             nxt = queues[qid].overflow_queue

@@ -7,6 +7,7 @@ config (queue hashes, agent eligibility) from these objects at start-up.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import date
 from enum import StrEnum
 
 DEFAULT_CHANNELS: tuple[str, ...] = ("voice", "chat", "email", "social", "sms")
@@ -57,10 +58,78 @@ class StageConfig:
     min_proficiency: int | None = None
 
 
+class ClosedAction(StrEnum):
+    """What a queue does with a new contact outside its hours."""
+
+    WAIT = "wait"  # held until the next opening, then queued
+    OVERFLOW = "overflow"  # sent to the queue's closed_queue
+    REFUSE = "refuse"  # refused with reason queue_closed (nothing is written)
+
+
+class SlaKind(StrEnum):
+    ANSWER = "answer"  # live channels: answered (accepted) within threshold_s
+    FIRST_RESPONSE = "first_response"  # async channels: first reply within first_response_s
+    RESOLUTION = "resolution"  # completed within resolution_s
+
+
+class EscalationAction(StrEnum):
+    RAISE_PRIORITY = "raise_priority"
+    NEXT_STAGE = "next_stage"
+    MOVE_QUEUE = "move_queue"
+    NOTIFY = "notify"
+
+
+LIVE_CHANNELS: tuple[str, ...] = ("voice", "chat")  # answer clock; every other: first response
+
+
+@dataclass(frozen=True)
+class CalendarConfig:
+    """Business hours: a time zone, weekly open ranges (split shifts) and holidays."""
+
+    id: str
+    timezone: str = "UTC"
+    # weekday (0 = Monday) -> open ranges in minutes from local midnight, sorted,
+    # not overlapping; (0, 1440) is the whole day
+    hours: tuple[tuple[tuple[int, int], ...], ...] = ((),) * 7
+    holidays: frozenset[date] = frozenset()
+
+
+@dataclass(frozen=True)
+class SlaPriority:
+    """Targets for contacts of priority >= `min` (the highest matching `min` wins)."""
+
+    min: int
+    threshold_s: float | None = None
+    first_response_s: float | None = None
+    resolution_s: float | None = None
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """An action taken when an SLA clock of the queue warns or breaches."""
+
+    on: str  # "warning" | "breach"
+    action: EscalationAction
+    sla: SlaKind | None = None  # None: the contact's main clock (answer or first response)
+    by: int = 1  # raise_priority: levels added
+    queue: str | None = None  # move_queue: the target
+    webhook: str | None = None  # notify: a webhook subscription id
+
+
 @dataclass(frozen=True)
 class SlaTarget:
     threshold_s: float = 20.0
     target: float = 0.8  # share in 0..1
+    warn_at: float = 0.8  # the warning fires at this share of the time allowed
+    first_response_s: float | None = None  # async channels' first-response clock
+    resolution_s: float | None = None
+    calendar: str | None = None  # count business time of this calendar only
+    priority: tuple[SlaPriority, ...] = ()  # sorted by min, ascending
+    escalation: tuple[Escalation, ...] = ()
+    # True when the queue's config has an `sla` table: then SLA timers run for its
+    # contacts (warning, breach, escalation); a queue without one only reports
+    # its service level against the default target
+    timed: bool = False
 
 
 @dataclass(frozen=True)
@@ -78,6 +147,9 @@ class QueueConfig:
     overflow_queue: str | None = None  # required when when_full is overflow
     sla: SlaTarget = field(default_factory=SlaTarget)
     name: str = ""
+    hours: str | None = None  # a calendar id: the queue is open in its hours only
+    when_closed: ClosedAction = ClosedAction.WAIT
+    closed_queue: str | None = None  # required when when_closed is overflow
 
     def pools_at(self, stage: int) -> tuple[str, ...]:
         """Pools eligible at `stage`: the union of stages 0..stage, in order of opening."""
@@ -247,6 +319,7 @@ class TenantConfig:
     timezone: str = "UTC"  # IANA name: "today" in metrics, and calendars without their own
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
+    calendars: dict[str, CalendarConfig] = field(default_factory=dict)
 
     def fallback_for(self, channel: str) -> str | None:
         """Where a contact on `channel` goes when its queue is removed by a reload."""

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from redis.typing import EncodableT, FieldT
 
-from ..config.model import FullAction, QueueConfig, Strategy, TenantConfig
+from ..config.model import EscalationAction, FullAction, QueueConfig, Strategy, TenantConfig
 
 _STRATEGY = {
     Strategy.LONGEST_IDLE: "li",
@@ -53,4 +53,21 @@ def queue_fields(tenant: TenantConfig, queue: QueueConfig) -> dict[FieldT, Encod
         # SLA target, kept with the queue for the SLA timers and metrics to read
         "sla_ms": _ms(queue.sla.threshold_s),
         "sla_target": repr(queue.sla.target),
+        # escalation actions, read by the timers script when an SLA clock fires
+        "esc": escalation_field(queue),
     }
+
+
+def escalation_field(queue: QueueConfig) -> str:
+    """`<on>,<sla>,<action>,<arg>;...`: sla `*` is the contact's main clock (answer or
+    first response); arg is the levels (raise_priority), the queue (move_queue) or
+    the webhook subscription (notify). Ids never hold `,` or `;`."""
+    out = []
+    for e in queue.sla.escalation:
+        arg = {
+            EscalationAction.RAISE_PRIORITY: str(e.by),
+            EscalationAction.MOVE_QUEUE: e.queue or "",
+            EscalationAction.NOTIFY: e.webhook or "",
+        }.get(e.action, "")
+        out.append(f"{e.on},{e.sla.value if e.sla else '*'},{e.action.value},{arg}")
+    return ";".join(out)

@@ -45,6 +45,7 @@ SCRIPT_NAMES = (
     "queue_retire",
     "contact_message",
     "inbound_ignored",
+    "respond",
 )
 
 

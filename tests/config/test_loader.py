@@ -306,8 +306,8 @@ def test_multi_tenant_file() -> None:
         (
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
-            "channels, conversations, default_queues, limits, metrics, name, pools, providers, "
-            "queues, retention, routing, rules, timezone, tokens, webhooks",
+            "calendars, channels, conversations, default_queues, limits, metrics, name, pools, "
+            "providers, queues, retention, routing, rules, timezone, tokens, webhooks",
         ),
         (
             '[tenants."a b"]\n',
@@ -335,8 +335,9 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown top-level key",
         doc(top="[routeing]"),
-        "routeing: unknown key; allowed keys: conversations, default_queues, limits, metrics, "
-        "pools, providers, queues, retention, routing, rules, tenant, tenants, tokens, webhooks",
+        "routeing: unknown key; allowed keys: calendars, conversations, default_queues, limits, "
+        "metrics, pools, providers, queues, retention, routing, rules, tenant, tenants, tokens, "
+        "webhooks",
     ),
     (
         "missing tenant",
@@ -451,9 +452,9 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown queue key",
         doc(queues=queue(aging="30")),
-        "queues.q1.aging: unknown key; allowed keys: aging_s, channel, channels, max_size, name, "
-        "offer_timeout_s, overflow, overflow_queue, pools, skills, sla, stages, strategy, "
-        "when_full, wrap_up_s",
+        "queues.q1.aging: unknown key; allowed keys: aging_s, channel, channels, closed_queue, "
+        "hours, max_size, name, offer_timeout_s, overflow, overflow_queue, pools, skills, sla, "
+        "stages, strategy, when_closed, when_full, wrap_up_s",
     ),
     (
         "channel and channels",
@@ -806,7 +807,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "sla unknown key",
         doc(queues=queue(sla="{ threshold = 20 }")),
-        "queues.q1.sla.threshold: unknown key; allowed keys: target, threshold_s",
+        "queues.q1.sla.threshold: unknown key; allowed keys: calendar, escalation, "
+        "first_response_s, priority, resolution_s, target, threshold_s, warn_at",
     ),
     # routing
     (

@@ -22,8 +22,8 @@ if tonumber(c.deadline) <= NOW then
 end
 must_agent(aid)
 
--- answered: no more offer deadline, and no more overflow
-call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id)
+-- answered: no more offer deadline, no more overflow, and the answer SLA is met
+call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'aw|' .. c.id, 'ab|' .. c.id)
 call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
 call('HSET', P .. 'a:' .. aid, 'misses', 0)
 local fields = { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,

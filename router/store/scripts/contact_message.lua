@@ -12,6 +12,8 @@ ARGV[3]  kind: message | ended | answered | status | ignored
 ARGV[4]  timeline entry: a short JSON object written by the engine (kind, text, ids)
 ARGV[5]  reopen window (ms); 0 = never reopen
 ARGV[6]  timeline length kept (>= 1)
+ARGV[7]  SLA clocks a reopen starts, or '' (see start_sla in lib/core.lua): the
+         engine computes them from the contact's queue, channel and priority
 
 Returns  { outcome, state }: outcome 'added' (the contact is open: entry added),
          'reopened' (state is now queued or reserved) or 'closed' (finished and not
@@ -61,7 +63,8 @@ call('PERSIST', P .. 'tl:' .. c.id)
 for k in string.gmatch(str(call('HGET', ckey, 'threads')), '[^,]+') do
   call('PERSIST', P .. k)
 end
-call('HDEL', ckey, 'assigned', 'wrapat', 'completed', 'disposition', 'offered', 'deadline')
+call('HDEL', ckey, 'assigned', 'wrapat', 'completed', 'disposition', 'offered', 'deadline',
+  'responded', 'resp_agent', 'sl:a', 'sl:f', 'sl:r')
 c.stage = 0
 c.qentered = NOW
 c.created = NOW -- the new message starts a new wait (and SLA clock)
@@ -76,5 +79,7 @@ else
   place_in_queue(c)
 end
 schedule_stage(c)
+-- a new wait: a new answer or first-response clock (and resolution clock)
+if (ARGV[7] or '') ~= '' then start_sla(c, ARGV[7]) end
 route_contact(c)
 return { 'reopened', c.state }

@@ -15,6 +15,13 @@ ARGV[10] how long to wait for the preferred agent (ms)
 ARGV[11] customer digest, or '' (remembers the customer's last agent)
 ARGV[12] skill signature, or '': the contact then waits in sub-queue <queue>~<sig>
          where the engine created one (see engine.ensure_subqueues)
+ARGV[13] SLA clocks to start, or '' (queue without timers): "<code>:<warn>:<due>:<allowed>;..."
+         computed by the engine (router/sla.py); see start_sla in lib/core.lua
+ARGV[14] held until (ms), or '': the queue is closed and holds new contacts
+         (when_closed = "wait"); the contact waits in hold:<queue> and a q|<id>
+         timer queues it at this time
+ARGV[15] the queue the contact asked for, when the engine sent it elsewhere
+         (when_closed = "overflow"), or ''
 
 Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
            estimated wait }
@@ -27,14 +34,17 @@ Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
          lane, no completed contact of the queue and channel yet). See
          docs/architecture.md, "Estimated wait".
 Errors   SBNOQUEUE, SBINVALID (channel not served), SBQUEUEFULL, SBDUPLICATE (id taken)
-Events   contact.received, contact.queued, then contact.reserved if an agent is ready.
+Events   contact.received, contact.queued (held_until set when held), then
+         contact.reserved if an agent is ready.
 ]]
 
 --!include lib/core.lua
 
 -- Place in line and estimated wait (ms) of a queued contact, or '', ''.
 local function wait_estimate(c)
-  if c.state ~= 'queued' or c.place == '' then return '', '' end
+  if c.state ~= 'queued' or c.place == '' or string.sub(c.place, 1, 5) == 'hold:' then
+    return '', ''
+  end
   local rank = call('ZRANK', P .. c.place, c.id)
   if not rank then return '', '' end
   local pos = rank + 1
@@ -51,6 +61,9 @@ local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
 local prio = tonumber(ARGV[5])
 local idem, idem_ttl = ARGV[7], tonumber(ARGV[8])
 local pref, pref_ms, cust, sig = ARGV[9], tonumber(ARGV[10]), ARGV[11], ARGV[12]
+local sla_spec, held = ARGV[13] or '', num(ARGV[14], 0)
+local requested = ARGV[15] or ''
+if requested == '' then requested = q end
 
 -- validate everything before the first write
 if not prio or not idem_ttl or not pref_ms then
@@ -92,15 +105,26 @@ call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', c
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
   'sig', sig)
 local c = load_contact(cid)
-emit('contact.received', cfields(c, { 'requested_queue', q }))
--- the preferred agent is worth waiting for only while it is signed in and available
-if pa and pref_ms > 0 and pa.status == 'available' then
-  place_for_agent(c, pa.id, NOW + pref_ms)
+emit('contact.received', cfields(c, { 'requested_queue', requested }))
+if held > 0 then
+  -- the queue is closed: wait for its opening
+  c.place = 'hold:' .. c.queue
+  call('ZADD', P .. c.place, held, c.id)
+  call('HSET', P .. 'c:' .. c.id, 'state', 'queued', 'place', c.place)
+  c.state = 'queued'
+  call('ZADD', K_TIMERS, held, 'q|' .. c.id)
+  emit('contact.queued', cfields(c, { 'preferred_agent', '', 'held_until', held }))
 else
-  place_in_queue(c)
+  -- the preferred agent is worth waiting for only while it is signed in and available
+  if pa and pref_ms > 0 and pa.status == 'available' then
+    place_for_agent(c, pa.id, NOW + pref_ms)
+  else
+    place_in_queue(c)
+  end
+  emit('contact.queued', cfields(c, { 'preferred_agent', c.pref }))
+  schedule_stage(c)
 end
-emit('contact.queued', cfields(c, { 'preferred_agent', c.pref }))
-schedule_stage(c)
+if sla_spec ~= '' then start_sla(c, sla_spec) end
 local aid = route_contact(c)
 local pos, wait = wait_estimate(c)
 return { cid, c.state, aid or '', base_queue(c.queue), 0, pos, wait }

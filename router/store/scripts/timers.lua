@@ -9,7 +9,18 @@ Timer members of sb:{tenant}:timers (score = due ms):
   p|<contact>  wait for a named agent is over: back to its queue (contact.stage_advanced)
   w|<contact>  wrap-up time is over: wrap_up -> completed (contact.completed)
   h|<agent>    no heartbeat in time: the agent goes offline (agent.status_changed)
+  q|<contact>  its closed queue opens: hold:<queue> -> waiting (contact.released)
+  aw|<contact> answer SLA warning   (sla.warning)   - while not answered (queued, reserved)
+  ab|<contact> answer SLA breach    (sla.breached)
+  fw|<contact> first-response SLA warning (sla.warning)  - while no response was recorded
+  fb|<contact> first-response SLA breach  (sla.breached)    and the contact is not finished
+  rw|<contact> resolution SLA warning (sla.warning)  - while not completed or abandoned
+  rb|<contact> resolution SLA breach  (sla.breached)
 A timer whose condition no longer holds (the contact moved on) is dropped.
+An SLA warning or breach then applies the queue's escalation actions for that
+clock and level (field `esc` of q:<queue>, written by routing_config.py):
+raise_priority, next_stage, move_queue, notify; each applied one emits
+contact.escalated. The contact's current queue decides.
 
 KEYS[1]  sb:{tenant}:meta
 ARGV[1]  now (ms)
@@ -62,10 +73,120 @@ local function presence_lost(aid)
   release_reservations(a, 'agent_offline')
 end
 
+-- held while its queue was closed: the queue opened
+local function release_held(c)
+  if c.state ~= 'queued' or string.sub(c.place, 1, 5) ~= 'hold:' then return end
+  call('ZREM', P .. c.place, c.id)
+  c.qentered = NOW
+  call('HSET', P .. 'c:' .. c.id, 'qentered', NOW)
+  place_in_queue(c)
+  emit('contact.released', cfields(c, { 'reason', 'queue_opened', 'held_ms', NOW - c.created }))
+  schedule_stage(c)
+  route_contact(c)
+end
+
+-- escalation --------------------------------------------------------------
+
+local SLA_NAMES = { a = 'answer', f = 'first_response', r = 'resolution' }
+
+local function escalated(c, action, kind, level, to, webhook)
+  emit('contact.escalated', cfields(c, { 'action', action, 'sla', kind, 'level', level,
+    'to', to, 'webhook', webhook }))
+end
+
+local function raise_priority(c, by, kind, level)
+  local qc = qcfg(c.queue)
+  local prio = math.min(1000, c.prio + by)
+  if prio == c.prio then return end
+  escalated(c, 'raise_priority', kind, level, prio, '')
+  c.prio = prio
+  c.score = c.created - prio * (qc and qc.aging or 0)
+  call('HSET', P .. 'c:' .. c.id, 'prio', prio, 'score', c.score)
+  local pl = c.place
+  if c.state == 'queued' and (string.sub(pl, 1, 2) == 'w:' or string.sub(pl, 1, 3) == 'aw:') then
+    call('ZADD', P .. pl, c.score, c.id)
+  end
+end
+
+-- like a transfer to a queue: the contact keeps its arrival time and priority
+local function move_queue(c, target, kind, level)
+  if c.state ~= 'queued' and c.state ~= 'reserved' and c.state ~= 'assigned' then return end
+  if base_queue(c.queue) == target then return end
+  local qc = qcfg(routing_queue(target, c.sig))
+  if not qc or qc.moved or not queue_has_channel(qc, c.channel) then return end
+  if qc.max > 0 and queue_size(qc) >= qc.max then return end
+  local holder = nil
+  if c.state ~= 'queued' then
+    holder = load_agent(c.agent)
+    if not holder then return end
+  end
+  escalated(c, 'move_queue', kind, level, target, '')
+  local from_queue, from_agent, from_state = c.queue, c.agent, c.state
+  if c.state == 'queued' and c.place ~= '' then call('ZREM', P .. c.place, c.id) end
+  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'q|' .. c.id)
+  local dkey = P .. 'dc:' .. c.id
+  local decl = call('SMEMBERS', dkey)
+  for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
+  call('DEL', dkey)
+  if holder then release(holder, c) end
+  c.queue = qc.id
+  c.stage = 0
+  c.qentered = NOW
+  c.score = c.created - c.prio * qc.aging
+  c.pref = ''
+  call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
+    'pref', '', 'assigned', '', 'offered', '')
+  place_in_queue(c)
+  schedule_stage(c)
+  emit('contact.transferred', cfields(c, { 'from_queue', base_queue(from_queue),
+    'from_agent', from_agent, 'from_state', from_state, 'to_agent', '', 'reason', 'escalation',
+    'wait_ms', NOW - c.created }))
+  route_contact(c)
+  if holder then route_agent(holder) end
+end
+
+local function escalate(c, kind, level)
+  local raw = call('HGET', P .. 'q:' .. c.queue, 'esc')
+  if not raw or raw == '' then return end
+  for on, sla, action, arg in string.gmatch(raw, '([^,;]+),([^,;]+),([^,;]+),([^,;]*)') do
+    if on == level and (sla == kind or (sla == '*' and kind ~= 'resolution')) then
+      if c.state == 'completed' or c.state == 'abandoned' then return end
+      if action == 'raise_priority' then
+        raise_priority(c, tonumber(arg) or 1, kind, level)
+      elseif action == 'next_stage' then
+        local qc = qcfg(c.queue)
+        if (c.state == 'queued' or c.state == 'reserved') and qc and c.stage + 1 < qc.nst then
+          escalated(c, 'next_stage', kind, level, c.stage + 1, '')
+          advance_stage(c, 'escalation')
+        end
+      elseif action == 'move_queue' then
+        move_queue(c, arg, kind, level)
+      elseif action == 'notify' then
+        escalated(c, 'notify', kind, level, '', arg)
+      end
+    end
+  end
+end
+
+-- an SLA clock's warning (level 'warning') or breach ('breach') is due
+local function sla_due(c, k, level)
+  local st = c.state
+  if st == 'completed' or st == 'abandoned' then return end
+  if k == 'a' and st ~= 'queued' and st ~= 'reserved' then return end
+  local v = call('HMGET', P .. 'c:' .. c.id, 'sl:' .. k, 'responded')
+  if k == 'f' and v[2] then return end
+  local dueat, allowed = string.match(str(v[1]), '^(%d+)|(%d+)')
+  if not dueat then return end
+  local kind = SLA_NAMES[k]
+  emit(level == 'warning' and 'sla.warning' or 'sla.breached', cfields(c, { 'sla', kind,
+    'due', dueat, 'target_ms', allowed, 'wait_ms', NOW - c.created }))
+  escalate(c, kind, level)
+end
+
 for i = 1, #due do
   local m = due[i]
   call('ZREM', K_TIMERS, m)
-  local kind, id = string.sub(m, 1, 1), string.sub(m, 3)
+  local kind, id = string.match(m, '^([^|]+)|(.*)$')
   if kind == 'h' then
     presence_lost(id)
   else
@@ -79,6 +200,10 @@ for i = 1, #due do
         agent_wait_over(c)
       elseif kind == 'w' then
         wrap_over(c)
+      elseif kind == 'q' then
+        release_held(c)
+      elseif #kind == 2 and SLA_NAMES[string.sub(kind, 1, 1)] then
+        sla_due(c, string.sub(kind, 1, 1), string.sub(kind, 2) == 'w' and 'warning' or 'breach')
       end
     end
   end

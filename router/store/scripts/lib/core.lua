@@ -201,6 +201,17 @@ local function follow_removed(c)
   return true
 end
 
+-- Start a contact's SLA clocks. `spec` = "<code>:<warn ms>:<due ms>:<allowed ms>;..."
+-- computed by the engine (router/sla.py); code a = answer, f = first response,
+-- r = resolution. Timer members <code>w|<id> (warning) and <code>b|<id> (breach);
+-- field sl:<code> = "<due>|<allowed>|<warn>" for the events and the contact view.
+local function start_sla(c, spec)
+  for k, warn, due, allowed in string.gmatch(spec, '(%a):(%d+):(%d+):(%d+)') do
+    call('ZADD', K_TIMERS, warn, k .. 'w|' .. c.id, due, k .. 'b|' .. c.id)
+    call('HSET', P .. 'c:' .. c.id, 'sl:' .. k, due .. '|' .. allowed .. '|' .. warn)
+  end
+end
+
 -- Put a contact (state already set by the caller) into its queue's waiting set.
 local function place_in_queue(c)
   follow_removed(c)
@@ -320,6 +331,8 @@ end
 -- Offer a waiting contact to the best eligible agent, if any. Returns the agent id.
 local function route_contact(c)
   if c.state ~= 'queued' then return nil end
+  -- held while its queue is closed (hold:<queue>): the `q|` timer queues it
+  if string.sub(c.place, 1, 5) == 'hold:' then return nil end
   if string.sub(c.place, 1, 3) == 'aw:' then
     -- waiting for one named agent (preferred agent, transfer to agent)
     local a = load_agent(c.pref)
@@ -404,7 +417,8 @@ end
 -- Remove every trace of a finished contact except its record, which expires.
 local function finish(c)
   local ckey = P .. 'c:' .. c.id
-  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'w|' .. c.id)
+  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'w|' .. c.id, 'q|' .. c.id,
+    'aw|' .. c.id, 'ab|' .. c.id, 'fw|' .. c.id, 'fb|' .. c.id, 'rw|' .. c.id, 'rb|' .. c.id)
   local dkey = P .. 'dc:' .. c.id
   local decl = call('SMEMBERS', dkey)
   for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
@@ -463,8 +477,9 @@ release_reservations = function(a, reason)
   for i = 1, #moved do route_contact(moved[i]) end
 end
 
--- Move a contact's stage on (timer), and re-route it if it is waiting.
-local function advance_stage(c)
+-- Move a contact's stage on (timer, or an SLA escalation: `reason`), and
+-- re-route it if it is waiting.
+local function advance_stage(c, reason)
   local qc = qcfg(c.queue)
   -- only a contact still waiting (or on offer, and so maybe back soon) overflows
   if c.state ~= 'queued' and c.state ~= 'reserved' then return end
@@ -478,7 +493,8 @@ local function advance_stage(c)
     call('ZADD', P .. c.place, c.score, c.id)
     call('HSET', P .. 'c:' .. c.id, 'place', c.place)
   end
-  emit('contact.stage_advanced', cfields(c, { 'from_stage', from, 'reason', 'overflow_timer' }))
+  emit('contact.stage_advanced', cfields(c, { 'from_stage', from,
+    'reason', reason or 'overflow_timer' }))
   schedule_stage(c)
   route_contact(c)
 end

@@ -1,0 +1,154 @@
+"""The metrics consumer: counts the tenant's events into time buckets in Redis.
+
+All the work happens in one Lua script (scripts/metrics_apply.lua) that reads a
+batch in the `metrics` consumer group, applies it and acknowledges it in the
+same execution. So any number of consumers, in any number of processes, count
+each event exactly once, and one that dies mid-stream leaves nothing behind:
+the next call of any consumer takes over where the group stands.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import weakref
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from ..clock import Clock
+from ..config.model import TenantConfig
+from ..engine import Engine
+from ..keys import TenantKeys
+from ..store.scripts import script_source
+
+log = logging.getLogger("switchboard.metrics")
+
+GROUP = "metrics"
+BATCH = 200  # entries per script call: about 3 ms of server time (docs/benchmarks.md)
+DEFAULT_THRESHOLD_MS = 20_000
+
+_scripts: weakref.WeakKeyDictionary[Redis, AsyncScript] = weakref.WeakKeyDictionary()
+
+
+def apply_script(redis: Redis) -> AsyncScript:
+    """The registered script, one per client (redis-py reloads it on NOSCRIPT)."""
+    script = _scripts.get(redis)
+    if script is None:
+        script = redis.register_script(script_source("metrics_apply"))
+        _scripts[redis] = script
+    return script
+
+
+def consumer_name() -> str:
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def thresholds(tenant: TenantConfig) -> str:
+    """ARGV of the script: each queue's service-level threshold in ms."""
+    return ",".join(f"{q.id}={round(q.sla.threshold_s * 1000)}" for q in tenant.queues.values())
+
+
+async def apply_batch(
+    redis: Redis,
+    tenant: TenantConfig,
+    now_ms: int,
+    *,
+    consumer: str,
+    batch: int = BATCH,
+    claim: bool = False,
+) -> int:
+    """One script call: count and acknowledge up to `batch` new entries (or, with
+    `claim`, entries left pending by anyone). Returns how many it applied."""
+    m = tenant.metrics
+    applied, _ = await apply_script(redis)(
+        keys=[TenantKeys(tenant.id).anchor],
+        args=[
+            now_ms,
+            consumer,
+            batch,
+            "claim" if claim else ">",
+            round(m.abandon_grace_s * 1000),
+            m.history_days * 86_400_000,
+            thresholds(tenant),
+            DEFAULT_THRESHOLD_MS,
+        ],
+    )
+    return int(applied)
+
+
+async def drain(
+    engine: Engine, *, consumer: str | None = None, batch: int = BATCH, claim: bool = True
+) -> int:
+    """Apply everything the group has not applied yet (first anything left pending,
+    when `claim`). Returns how many entries were applied."""
+    name = consumer or consumer_name()
+    total = 0
+    modes = (True, False) if claim else (False,)
+    for mode in modes:
+        while True:
+            n = await apply_batch(
+                engine.redis,
+                engine.tenant,
+                engine.clock.now_ms(),
+                consumer=name,
+                batch=batch,
+                claim=mode,
+            )
+            total += n
+            if n < batch:
+                break
+            await asyncio.sleep(0)  # let the process serve requests between batches
+    return total
+
+
+class MetricsLoop:
+    """Keeps every tenant's metrics current: drains each tenant's stream, then waits
+    `poll_s` while idle. Runs in every serve process; they share the work."""
+
+    def __init__(
+        self,
+        engines: Sequence[Engine],
+        clock: Clock,
+        *,
+        poll_s: float = 0.1,
+        batch: int = BATCH,
+        name: str | None = None,
+    ) -> None:
+        self.engines = list(engines)
+        self.clock = clock
+        self.poll_s = poll_s
+        self.batch = batch
+        self.name = name or consumer_name()
+        self._claimed: set[str] = set()
+
+    async def run_once(self) -> int:
+        total = 0
+        for engine in self.engines:
+            tid = engine.tenant.id
+            total += await drain(
+                engine, consumer=self.name, batch=self.batch, claim=tid not in self._claimed
+            )
+            self._claimed.add(tid)
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        backoff = self.poll_s
+        while not stop.is_set():
+            try:
+                await self.run_once()
+                backoff = self.poll_s
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("metrics loop: redis unavailable (%s); retrying", exc)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:  # a bug must not stop the metrics of every tenant for good
+                log.exception("metrics loop failed; retrying")
+                backoff = min(backoff * 2, 5.0)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=backoff)

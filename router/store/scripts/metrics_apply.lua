@@ -1,0 +1,298 @@
+--[[
+metrics_apply: read a batch of the tenant's events in the `metrics` consumer
+group, add them to the metric buckets, and acknowledge them: one atomic step.
+
+Reading and counting happen in the same script, so an entry is either read and
+counted, or neither: a consumer that dies between two calls leaves nothing
+half-applied and nothing pending, and any number of consumers (in any number
+of processes) count each event exactly once. The read is XREADGROUP ... NOACK:
+an entry that is counted in the same atomic step needs no pending-entry record
+and no XACK (and a pending entry would be propagated to the AOF and replicas
+as one XCLAIM each: about twice as slow, docs/benchmarks.md). Entries left pending by other readers
+of the group are claimed, counted and XACKed in 'claim' mode. The group is
+created from id 0 on first use (XGROUP CREATE ... MKSTREAM), so the events
+still in the stream when metrics first run are counted too.
+
+Counters go to three places (definitions: router/metrics/definitions.py and
+docs/metrics.md), each by the event's `at` (engine clock):
+  m:1m:<start>   minute buckets, kept MINUTE_KEEP_MS (the 15m and 1h windows)
+  m:15m:<start>  15-minute intervals, kept ARGV[6] ms ("today" and history)
+  m:tot          since the beginning (Prometheus counters)
+with fields `q:<queue>:<counter>` and `p:<pool>:<counter>`. m:idx:1m and
+m:idx:15m index the buckets by start; buckets older than their retention on
+the engine clock (ARGV[1]) are deleted here, so retention works in virtual time.
+Counts are summed per batch in Lua tables and written once per bucket field.
+
+Per contact, fields `mq` (queues that counted it as offered, `,a,b,`) and
+`ma` (queues that counted it as answered) of its hash c:<id> (written only
+while the hash exists) make `offered` and `answered` once per contact per
+queue across transfers. A reopened contact starts afresh.
+
+KEYS[1]  sb:{tenant}:meta
+ARGV[1]  now (ms, engine clock): retention only
+ARGV[2]  consumer name
+ARGV[3]  batch size: at most this many entries
+ARGV[4]  '>' new entries, or 'claim': entries left pending by any consumer
+         (XAUTOCLAIM; only code that read without this script leaves any)
+ARGV[5]  abandon grace, ms (abandons within it leave the service level's denominator)
+ARGV[6]  history retention of the 15-minute intervals, ms
+ARGV[7]  service-level thresholds: '<queue>=<ms>,...'
+ARGV[8]  threshold for a queue not listed (removed from the config), ms
+
+Returns  { entries applied, id of the last one or '' }
+Errors   none of its own (a missing group is created)
+Events   none
+]]
+
+--!include lib/base.lua
+
+local GROUP = 'metrics'
+local MIN = 60000
+local QTR = 900000
+local MINUTE_KEEP_MS = 7200000 -- two hours of minute buckets: the 1h window and slack
+local ALERTS_MAX = 50
+local PRUNE_MAX = 200 -- buckets deleted per call at most
+
+local consumer, count, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
+local GRACE = tonumber(ARGV[5])
+local HIST = tonumber(ARGV[6])
+local TH_DEFAULT = tonumber(ARGV[8])
+local TH = {}
+for q, ms in string.gmatch(ARGV[7], '([^,=]+)=(%d+)') do TH[q] = tonumber(ms) end
+
+local CUT1 = NOW - NOW % MIN - MINUTE_KEEP_MS -- minute buckets starting before: dropped
+local CUT15 = NOW - NOW % QTR - HIST
+
+-- read ---------------------------------------------------------------------
+
+local entries
+if mode == 'claim' then
+  local r = redis.pcall('XAUTOCLAIM', K_EVENTS, GROUP, consumer, 0, '0-0', 'COUNT', count)
+  if type(r) ~= 'table' or r.err then return { 0, '' } end
+  entries = r[2]
+else
+  -- NOACK: counted in this same script, an entry never needs to be pending (a
+  -- pending entry would also be written to the AOF and replicas as one XCLAIM each)
+  local r = redis.pcall('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', count, 'NOACK',
+    'STREAMS', K_EVENTS, '>')
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'NOGROUP', 1, true) then error(r) end
+    call('XGROUP', 'CREATE', K_EVENTS, GROUP, '0', 'MKSTREAM')
+    r = call('XREADGROUP', 'GROUP', GROUP, consumer, 'COUNT', count, 'NOACK', 'STREAMS',
+      K_EVENTS, '>')
+  end
+  entries = (r and r[1] and r[1][2]) or {}
+end
+if #entries == 0 then return { 0, '' } end
+
+-- accumulate -----------------------------------------------------------------
+
+-- per bucket start (a number): { field -> n }; written once per field at the end
+local B1, B15 = {}, {}
+local TOT = {}
+local ALERTS = {}
+
+local function bump(t, field, n)
+  t[field] = (t[field] or 0) + n
+end
+
+local function bucket(b, start)
+  local t = b[start]
+  if not t then
+    t = {}
+    b[start] = t
+  end
+  return t
+end
+
+-- one counter of the event at `at`, into its minute, its quarter and the totals
+local function add(at, field, n)
+  local s1 = at - at % MIN
+  if s1 >= CUT1 then bump(bucket(B1, s1), field, n) end
+  local s15 = at - at % QTR
+  if s15 >= CUT15 then bump(bucket(B15, s15), field, n) end
+  bump(TOT, field, n)
+end
+
+-- time spent in [from, to) split over the buckets it spans (available time)
+local function add_span(field, from, to)
+  if to <= from then return end
+  local f = math.max(from, CUT1)
+  while f < to do
+    local s = f - f % MIN
+    local e = math.min(s + MIN, to)
+    bump(bucket(B1, s), field, e - f)
+    f = e
+  end
+  f = math.max(from, CUT15)
+  while f < to do
+    local s = f - f % QTR
+    local e = math.min(s + QTR, to)
+    bump(bucket(B15, s), field, e - f)
+    f = e
+  end
+  bump(TOT, field, to - from)
+end
+
+local function listed(list, q)
+  return list ~= '' and string.find(list, ',' .. q .. ',', 1, true) ~= nil
+end
+
+local function contact_key(e)
+  return P .. 'c:' .. e.contact
+end
+
+local function set_if_exists(key, field, value)
+  if call('EXISTS', key) == 1 then call('HSET', key, field, value) end
+end
+
+local APPLY = {}
+
+APPLY['contact.received'] = function(e, at)
+  add(at, 'q:' .. e.queue .. ':off', 1)
+end
+
+APPLY['contact.reopened'] = function(e, at)
+  call('HDEL', contact_key(e), 'mq', 'ma')
+  add(at, 'q:' .. e.queue .. ':off', 1)
+end
+
+APPLY['contact.transferred'] = function(e, at)
+  local key = contact_key(e)
+  local from_q = base_queue(str(e.from_queue))
+  if e.from_state == 'assigned' and from_q then
+    -- answered there already: a later assignment in that queue is not a new answer
+    local ma = str(call('HGET', key, 'ma'))
+    if ma == '' then ma = ',' end
+    if not listed(ma, from_q) then set_if_exists(key, 'ma', ma .. from_q .. ',') end
+  end
+  if str(e.to_agent) ~= '' then return end -- stays in its queue
+  local mq = str(call('HGET', key, 'mq'))
+  if mq == '' then mq = ',' .. (from_q or '') .. ',' end
+  if not listed(mq, e.queue) then
+    add(at, 'q:' .. e.queue .. ':off', 1)
+    set_if_exists(key, 'mq', mq .. e.queue .. ',')
+  end
+end
+
+APPLY['contact.assigned'] = function(e, at)
+  local wait = num(e.wait_ms, 0)
+  local within = wait <= (TH[e.queue] or TH_DEFAULT) and 1 or 0
+  if not listed(str(call('HGET', contact_key(e), 'ma')), e.queue) then
+    local q = 'q:' .. e.queue .. ':'
+    add(at, q .. 'ans', 1)
+    add(at, q .. 'ans_t', within)
+    add(at, q .. 'wait', wait)
+  end
+  if str(e.pool) ~= '' then
+    local p = 'p:' .. e.pool .. ':'
+    add(at, p .. 'ans', 1)
+    add(at, p .. 'ans_t', within)
+    add(at, p .. 'wait', wait)
+  end
+end
+
+APPLY['contact.abandoned'] = function(e, at)
+  local q = 'q:' .. e.queue .. ':'
+  add(at, q .. 'abn', 1)
+  if num(e.wait_ms, 0) <= GRACE then add(at, q .. 'abn_g', 1) end
+end
+
+APPLY['contact.completed'] = function(e, at)
+  if str(e.pool) == '' then return end -- never answered: no handle time
+  local handle = num(e.handle_ms, 0)
+  add(at, 'q:' .. e.queue .. ':hnd', 1)
+  add(at, 'q:' .. e.queue .. ':hms', handle)
+  add(at, 'p:' .. e.pool .. ':hnd', 1)
+  add(at, 'p:' .. e.pool .. ':hms', handle)
+end
+
+local function sla_event(counter)
+  return function(e, at)
+    add(at, 'q:' .. e.queue .. ':' .. counter, 1)
+    ALERTS[#ALERTS + 1] = cjson.encode({ type = e.type, contact = str(e.contact),
+      queue = e.queue, sla = str(e.sla), at = at })
+  end
+end
+APPLY['sla.breached'] = sla_event('brch')
+APPLY['sla.warning'] = sla_event('warn')
+
+local K_AV = P .. 'm:av'
+APPLY['agent.status_changed'] = function(e, at)
+  local aid = str(e.agent)
+  if e.status == 'available' then
+    if e.from ~= 'available' or call('HEXISTS', K_AV, aid) == 0 then
+      call('HSET', K_AV, aid, str(e.pool) .. '|' .. string.format('%d', at))
+    end
+  elseif e.from == 'available' then
+    local open = call('HGET', K_AV, aid)
+    if open then
+      local pool, since = string.match(open, '^(.*)|(%d+)$')
+      if pool and pool ~= '' then add_span('p:' .. pool .. ':avail', tonumber(since), at) end
+      call('HDEL', K_AV, aid)
+    end
+  end
+end
+
+local applied, last = 0, ''
+local ids = {}
+for i = 1, #entries do
+  local id, raw = entries[i][1], entries[i][2]
+  ids[#ids + 1] = id
+  last = id
+  if raw then -- nil: claimed, but trimmed meanwhile
+    -- the engine writes v, type, at first (lib/base.lua emit): skip the events
+    -- that count nothing without reading their fields
+    local fn = true
+    if raw[3] == 'type' then fn = APPLY[raw[4]] end
+    if fn then
+      local e = {}
+      for j = 1, #raw, 2 do e[raw[j]] = raw[j + 1] end
+      fn = APPLY[e.type]
+      if fn and (e.queue == nil or e.queue ~= '') then
+        if e.queue then e.queue = base_queue(e.queue) end
+        fn(e, num(e.at, NOW))
+      end
+    end
+    applied = applied + 1
+  end
+end
+
+-- write ----------------------------------------------------------------------
+
+for _, pair in ipairs({ { '1m', B1 }, { '15m', B15 } }) do
+  local idx = P .. 'm:idx:' .. pair[1]
+  for start, fields in pairs(pair[2]) do
+    local s = string.format('%d', start)
+    local key = P .. 'm:' .. pair[1] .. ':' .. s
+    for field, n in pairs(fields) do
+      if n ~= 0 then call('HINCRBY', key, field, n) end
+    end
+    call('ZADD', idx, s, s)
+  end
+end
+for field, n in pairs(TOT) do
+  if n ~= 0 then call('HINCRBY', P .. 'm:tot', field, n) end
+end
+if #ALERTS > 0 then
+  call('LPUSH', P .. 'm:alerts', unpack(ALERTS))
+  call('LTRIM', P .. 'm:alerts', 0, ALERTS_MAX - 1)
+end
+if mode == 'claim' then -- claimed entries are pending: acknowledge them
+  for i = 1, #ids, 1000 do
+    call('XACK', K_EVENTS, GROUP, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+end
+
+-- retention, on the engine clock
+for _, pair in ipairs({ { '1m', CUT1 }, { '15m', CUT15 } }) do
+  local idx = P .. 'm:idx:' .. pair[1]
+  local old = call('ZRANGEBYSCORE', idx, '-inf', '(' .. string.format('%d', pair[2]), 'LIMIT', 0,
+    PRUNE_MAX)
+  for i = 1, #old do
+    call('DEL', P .. 'm:' .. pair[1] .. ':' .. old[i])
+    call('ZREM', idx, old[i])
+  end
+end
+
+return { applied, last }

@@ -1,0 +1,52 @@
+--[[
+webhook_take: lease due deliveries to one sender. Each taken delivery gets a
+lease token and its due time moves to the end of the lease, so no other
+sender takes it while this one sends; a sender that dies loses its lease
+when it ends, and another sender tries again (at least once). `attempts` is
+counted here, so a delivery that crashes its sender still ends as a dead letter.
+
+KEYS[1]  sb:{tenant}:meta
+ARGV[1]  now (ms)
+ARGV[2]  lease length (ms)
+ARGV[3]  token prefix, unique to the sender (the token is <prefix>:<attempt>)
+ARGV[4..] pairs: subscription id, how many of its deliveries to take at most
+
+Returns  a flat list, 6 values per delivery:
+           delivery id, subscription, event id, event type, body, attempt number
+Errors   SBINVALID (malformed arguments)
+]]
+
+--!include lib/base.lua
+
+local lease = tonumber(ARGV[2])
+if not lease or lease < 1 then raise('SBINVALID', 'lease must be a positive number of ms') end
+local prefix = ARGV[3]
+local out = {}
+for i = 4, #ARGV, 2 do
+  local sub, want = ARGV[i], tonumber(ARGV[i + 1])
+  if not want then raise('SBINVALID', 'take count must be a number') end
+  if want > 0 then
+    local due_key = P .. 'wh:due:' .. sub
+    local ids = call('ZRANGEBYSCORE', due_key, '-inf', NOW, 'LIMIT', 0, want)
+    for _, did in ipairs(ids) do
+      local key = P .. 'wh:d:' .. did
+      local v = call('HMGET', key, 'event', 'type', 'body')
+      if not v[1] then
+        call('ZREM', due_key, did) -- its record is gone (purged): nothing to send
+      else
+        local attempt = call('HINCRBY', key, 'attempts', 1)
+        call('HSET', key, 'lease', prefix .. ':' .. attempt)
+        call('ZADD', due_key, NOW + lease, did)
+        local n = #out
+        out[n + 1] = did
+        out[n + 2] = sub
+        out[n + 3] = v[1]
+        out[n + 4] = v[2]
+        out[n + 5] = v[3]
+        out[n + 6] = attempt
+      end
+    end
+    if call('ZCARD', due_key) == 0 then call('SREM', P .. 'wh:active', sub) end
+  end
+end
+return out

@@ -1,0 +1,268 @@
+"""A consumer-group reader for a tenant's event stream.
+
+Consumers of the stream (webhooks, and any later one) read it through a
+consumer group, so that every entry is handled by one consumer of the group
+and a consumer that dies leaves its entries pending instead of losing them:
+
+1. the group is created at start (`XGROUP CREATE ... MKSTREAM`), from `$`
+   (events from then on) unless told otherwise;
+2. the consumer first re-reads its own pending entries (`XREADGROUP ... 0`):
+   what it had read but not acknowledged before a crash or a Redis error;
+3. every `claim_every_s` it takes over entries that another consumer has left
+   unacknowledged for `claim_idle_ms` (`XAUTOCLAIM`): that consumer is gone;
+4. then it reads new entries (`XREADGROUP ... >`), in bounded batches.
+
+The handler acknowledges the entries itself, ideally in the same script that
+applies them (XACK answers 1 only the first time, which makes applying
+idempotent). Entries whose data was trimmed away while pending are
+acknowledged here and never handed out. Redis errors back off and retry; the
+unacknowledged entries are read again as pending. Idle times are the Redis
+server's clock: liveness of consumers is real time, even in virtual-time tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("switchboard.streams")
+
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One stream entry: its id and its fields, decoded."""
+
+    id: str
+    fields: dict[str, str]
+
+    @property
+    def type(self) -> str:
+        return self.fields.get("type", "")
+
+
+Handler = Callable[[list[Entry]], Awaitable[None]]
+
+
+def consumer_name(prefix: str = "") -> str:
+    """A name unique to this process: host, pid and a random suffix."""
+    host = socket.gethostname().split(".")[0] or "host"
+    return f"{prefix}{host}-{os.getpid()}-{os.urandom(3).hex()}"
+
+
+def _s(v: Any) -> str:
+    return v.decode() if isinstance(v, bytes) else str(v)
+
+
+def _entries(raw: Sequence[Any]) -> tuple[list[Entry], list[str]]:
+    """Entries with data, and ids of entries trimmed away while pending."""
+    live: list[Entry] = []
+    gone: list[str] = []
+    for eid, fields in raw:
+        if not fields:
+            gone.append(_s(eid))
+        else:
+            live.append(Entry(_s(eid), {_s(k): _s(v) for k, v in fields.items()}))
+    return live, gone
+
+
+class StreamConsumer:
+    """Reads one stream as one consumer of one group; see the module docstring."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        stream: str,
+        group: str,
+        consumer: str | None = None,
+        *,
+        batch: int = 100,
+        start_id: str = "$",
+        block_ms: int = 0,
+        idle_s: float = 0.05,
+        claim_idle_ms: int = 60_000,
+        claim_every_s: float = 10.0,
+    ) -> None:
+        self.redis = redis
+        self.stream = stream
+        self.group = group
+        self.consumer = consumer or consumer_name(f"{group}-")
+        self.batch = batch
+        self.start_id = start_id
+        self.block_ms = block_ms
+        self.idle_s = idle_s
+        self.claim_idle_ms = claim_idle_ms
+        self.claim_every_s = claim_every_s
+        self._pending_from: str | None = "0"  # re-read own pending entries first
+        self._claim_from = "0-0"
+        self._next_claim = 0.0  # monotonic, real time: consumer liveness is real time
+
+    async def ensure_group(self) -> None:
+        """Create the group (and the stream) unless it exists."""
+        try:
+            await self.redis.xgroup_create(self.stream, self.group, self.start_id, mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+
+    async def ack(self, ids: Sequence[str]) -> int:
+        if not ids:
+            return 0
+        return int(await self.redis.xack(self.stream, self.group, *ids))
+
+    async def read(self, *, block: bool = False) -> list[Entry]:
+        """The next batch: own pending entries, then abandoned ones, then new ones.
+        With `block` (and `block_ms` set), waits up to `block_ms` for new entries."""
+        while self._pending_from is not None:
+            raw = await self._xreadgroup(self._pending_from, None)
+            live, gone = _entries(raw)
+            await self.ack(gone)
+            if not raw:
+                self._pending_from = None
+                break
+            self._pending_from = _s(raw[-1][0])
+            if live:
+                return live
+        if time.monotonic() >= self._next_claim:
+            live = await self._claim()
+            if live:
+                return live
+        raw = await self._xreadgroup(">", self.block_ms if block and self.block_ms else None)
+        live, gone = _entries(raw)
+        await self.ack(gone)
+        return live
+
+    def reread_pending(self) -> None:
+        """After a failed handler: read own pending entries again before new ones."""
+        self._pending_from = "0"
+
+    async def _xreadgroup(self, from_id: str, block_ms: int | None) -> list[Any]:
+        reply = await self.redis.xreadgroup(
+            self.group, self.consumer, {self.stream: from_id}, count=self.batch, block=block_ms
+        )
+        if not reply:
+            return []
+        # RESP2: [[stream, entries]]; RESP3: {stream: [entries]}
+        if isinstance(reply, dict):
+            return list(next(iter(reply.values()))[0] if reply else [])
+        return list(reply[0][1])
+
+    async def _claim(self) -> list[Entry]:
+        """Take over entries idle past `claim_idle_ms` in a dead consumer's list."""
+        reply = await self.redis.xautoclaim(
+            self.stream,
+            self.group,
+            self.consumer,
+            self.claim_idle_ms,
+            start_id=self._claim_from,
+            count=self.batch,
+        )
+        next_id, raw = _s(reply[0]), reply[1]
+        deleted = [_s(i) for i in reply[2]] if len(reply) > 2 else []
+        await self.ack(deleted)
+        live, gone = _entries(raw)
+        await self.ack(gone)
+        self._claim_from = next_id
+        if next_id == "0-0":  # scanned the whole pending list: rest a while
+            self._next_claim = time.monotonic() + self.claim_every_s
+            await self._forget_idle_consumers()
+        if live:
+            log.info(
+                "%s: %s took over %d entries left by a stopped consumer",
+                self.stream,
+                self.consumer,
+                len(live),
+            )
+        return live
+
+    async def _forget_idle_consumers(self) -> None:
+        """Drop consumers with nothing pending that stopped reading long ago."""
+        for c in await self.redis.xinfo_consumers(self.stream, self.group):
+            name = _s(c["name"])
+            if name != self.consumer and int(c["pending"]) == 0 and int(c["idle"]) > 3_600_000:
+                await self.redis.xgroup_delconsumer(self.stream, self.group, name)
+
+    async def poll(self, handle: Handler, *, block: bool = False) -> int:
+        """Read one batch and hand it to `handle`. Returns the entries handled. If
+        `handle` raises, its entries stay pending and are read again first."""
+        entries = await self.read(block=block)
+        if not entries:
+            return 0
+        try:
+            await handle(entries)
+        except BaseException:
+            self.reread_pending()
+            raise
+        return len(entries)
+
+    async def _poll_until_stopped(self, handle: Handler, stop: asyncio.Event) -> int:
+        """A blocking poll that `stop` interrupts; an interrupted batch stays pending."""
+        waiting = asyncio.ensure_future(self.poll(handle, block=True))
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({waiting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if not waiting.done():
+            waiting.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await waiting
+            return 0
+        return waiting.result()
+
+    async def run(self, handle: Handler, stop: asyncio.Event) -> None:
+        """Poll until `stop` is set, backing off while Redis is unavailable. With
+        `block_ms` 0 (the default) an idle consumer sleeps `idle_s` between reads and
+        holds no connection meanwhile: many tenants' consumers never tie up the pool
+        that routing uses. With `block_ms`, it waits in XREADGROUP BLOCK instead."""
+        backoff = 0.1
+        ready = False
+        while not stop.is_set():
+            try:
+                if not ready:
+                    await self.ensure_group()
+                    ready = True
+                if self.block_ms:
+                    n = await self._poll_until_stopped(handle, stop)
+                else:
+                    n = await self.poll(handle)
+                backoff = 0.1
+                if n == 0 and not self.block_ms:
+                    await _pause(stop, self.idle_s)
+            except REDIS_DOWN as exc:
+                # a read whose reply was lost left its entries pending: read them again
+                self.reread_pending()
+                log.warning("%s: redis unavailable (%s); retrying", self.stream, exc)
+                await _pause(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            except ResponseError as exc:
+                if "NOGROUP" not in str(exc):
+                    log.exception("%s: consumer %s failed; retrying", self.stream, self.consumer)
+                else:  # the stream was deleted: make the group again
+                    log.warning("%s: group %s is gone; creating it again", self.stream, self.group)
+                ready = False
+                self.reread_pending()
+                await _pause(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+            except Exception:
+                log.exception("%s: consumer %s failed; retrying", self.stream, self.consumer)
+                await _pause(stop, backoff)
+                backoff = min(backoff * 2, 5.0)
+
+
+async def _pause(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,172 @@
+"""Queue hours: outside them a new contact waits for the opening, overflows, or is refused."""
+
+from __future__ import annotations
+
+import pytest
+
+from router.clock import VirtualClock
+from router.errors import QueueClosed
+from router.model import AgentStatus, ContactState, NewContact
+
+from ..conftest import EngineFactory
+from ..factories import agent
+from .sla_common import MONDAY_10, H, typed
+from .test_transitions import fails_cleanly
+
+BODY = """
+[routing]
+presence_timeout_s = 0
+max_missed_offers = 0
+
+[pools.inhouse]
+
+[pools.vendor]
+kind = "outsourced"
+vendor = "Follow the Sun"
+location = "offshore"
+
+[calendars.office]
+timezone = "Europe/Madrid"
+hours = { mon = ["09:00-18:00"], tue = ["09:00-18:00"], wed = ["09:00-18:00"], thu = ["09:00-18:00"], fri = ["09:00-18:00"] }
+
+[queues.email]
+channel = "email"
+pools = ["inhouse"]
+offer_timeout_s = 1000
+hours = "office"
+when_closed = "wait"
+
+[queues.email.sla]
+first_response_s = 3600
+
+[[queues.email.overflow]]
+after_s = 600
+pools = ["vendor"]
+
+[queues.voice]
+channel = "voice"
+pools = ["inhouse"]
+hours = "office"
+when_closed = "overflow"
+closed_queue = "voice_247"
+
+[queues.voice_247]
+channel = "voice"
+pools = ["vendor"]
+
+[queues.chat]
+channel = "chat"
+pools = ["inhouse"]
+hours = "office"
+when_closed = "refuse"
+
+[queues.other]
+channel = "email"
+pools = ["vendor"]
+"""
+
+SATURDAY_NOON = MONDAY_10 + 5 * 24 * H + H  # Saturday 28 November 2026, 12:00 Madrid
+NEXT_MONDAY_9 = MONDAY_10 + 7 * 24 * H - 2 * H  # 09:00 Madrid = 08:00 UTC
+
+
+async def test_wait_holds_until_the_opening(make_engine: EngineFactory) -> None:
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.upsert_agent(agent("a1", capacity={"email": 2}), AgentStatus.AVAILABLE)
+    r = await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    assert (r.state, r.agent, r.position, r.estimated_wait_s) == (
+        ContactState.QUEUED,
+        None,
+        None,
+        None,
+    )
+    assert await eng.redis.zscore(eng.keys.held("email"), "e1") == NEXT_MONDAY_9
+    (queued,) = await typed(eng, "contact.queued")
+    assert queued["held_until"] == str(NEXT_MONDAY_9)
+    # its first-response clock counts from the opening
+    assert (await eng.get_contact("e1")).sla_clocks["f"][0] == NEXT_MONDAY_9 + H
+    # an agent signing in while closed does not get it
+    await eng.set_agent_status("a1", "away")
+    await eng.set_agent_status("a1", "available")
+    assert (await eng.get_contact("e1")).state is ContactState.QUEUED
+    clock.set_ms(NEXT_MONDAY_9 - 1)
+    await eng.run_due_timers()
+    assert await typed(eng, "contact.released") == []
+    clock.advance(0.001)
+    await eng.run_due_timers()
+    c = await eng.get_contact("e1")
+    assert (c.state, c.agent) == (ContactState.RESERVED, "a1")
+    (rel,) = await typed(eng, "contact.released")
+    assert (rel["reason"], rel["held_ms"]) == ("queue_opened", str(NEXT_MONDAY_9 - SATURDAY_NOON))
+    assert await eng.redis.zcard(eng.keys.held("email")) == 0
+    # the overflow stage counts from the opening too, not from the arrival
+    assert await eng.redis.zscore(eng.keys.timers, "s|e1") == NEXT_MONDAY_9 + 600_000
+
+
+async def test_open_queue_takes_contacts_at_once(make_engine: EngineFactory) -> None:
+    clock = VirtualClock(MONDAY_10)
+    eng = await make_engine(BODY, clock)
+    r = await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    assert r.position == 1
+    assert await eng.redis.zcard(eng.keys.held("email")) == 0
+    assert (await eng.get_contact("e1")).sla_clocks["f"][0] == MONDAY_10 + H
+
+
+async def test_held_contact_can_be_abandoned_or_transferred(make_engine: EngineFactory) -> None:
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e2"))
+    await eng.abandon("e1")
+    assert (await eng.get_contact("e1")).state is ContactState.ABANDONED
+    await eng.upsert_agent(agent("v1", "vendor", capacity={"email": 1}), AgentStatus.AVAILABLE)
+    r = await eng.transfer("e2", queue="other")
+    assert (r.state, r.agent, r.queue) == (ContactState.RESERVED, "v1", "other")
+    assert await eng.redis.zcard(eng.keys.held("email")) == 0
+    await eng.accept("e2", "v1")
+    clock.set_ms(NEXT_MONDAY_9 + 1)
+    await eng.run_due_timers()  # the opening timer finds nothing to release
+    assert await typed(eng, "contact.released") == []
+    c = await eng.get_contact("e2")
+    assert (c.state, c.agent, c.queue) == (ContactState.ASSIGNED, "v1", "other")
+
+
+async def test_overflow_goes_to_the_closed_queue(make_engine: EngineFactory) -> None:
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.upsert_agent(agent("v1", "vendor", capacity={"voice": 1}), AgentStatus.AVAILABLE)
+    r = await eng.create_contact(NewContact(channel="voice", queue="voice", id="v1c"))
+    assert (r.queue, r.agent) == ("voice_247", "v1")
+    (received,) = await typed(eng, "contact.received")
+    assert (received["queue"], received["requested_queue"]) == ("voice_247", "voice")
+    clock.set_ms(NEXT_MONDAY_9)
+    r = await eng.create_contact(NewContact(channel="voice", queue="voice", id="v2c"))
+    assert r.queue == "voice"
+
+
+async def test_refuse_writes_nothing(make_engine: EngineFactory) -> None:
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    err = await fails_cleanly(
+        eng, QueueClosed, eng.create_contact, NewContact(channel="chat", queue="chat", id="c1")
+    )
+    assert err.details["reason"] == "queue_closed"
+    assert err.details["opens_at_ms"] == NEXT_MONDAY_9
+    assert err.details["opens_at"] == "2026-11-30T08:00:00.000Z"
+    with pytest.raises(QueueClosed):
+        await eng.create_contact(NewContact(channel="chat", queue="chat", id="c1"))
+
+
+async def test_idempotent_retry_after_closing_gets_the_first_contact(
+    make_engine: EngineFactory,
+) -> None:
+    clock = VirtualClock(NEXT_MONDAY_9 - 7 * 24 * H + H)  # Monday 23 November, open
+    eng = await make_engine(BODY, clock)
+    new = NewContact(channel="chat", queue="chat", id="c1", idempotency_key="k1")
+    first = await eng.create_contact(new)
+    assert not first.duplicate
+    clock.set_ms(SATURDAY_NOON)
+    again = await eng.create_contact(new)
+    assert (again.duplicate, again.contact_id) == (True, "c1")
+    with pytest.raises(QueueClosed):
+        await eng.create_contact(NewContact(channel="chat", queue="chat", idempotency_key="k2"))

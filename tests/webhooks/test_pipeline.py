@@ -1,0 +1,217 @@
+"""The pipeline's guarantees: no double enqueue, crash recovery, leases, isolation."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import pytest
+
+from router.clock import VirtualClock
+from router.model import NewContact
+from router.webhooks import WebhookConsumer, WebhookSender
+
+from ..conftest import EngineFactory
+from .conftest import SECRET_ENV, HooksFactory, Receiver, subscription_toml
+
+
+async def test_redelivered_entries_never_enqueue_twice(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(subscription_toml("crm", receiver.url("/crm"), ["*"]))
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    entries = await h.consumer.stream.read()
+    assert entries
+    await h.consumer.handle(entries)
+    first = h.consumer.enqueued
+    assert first == len(entries)
+    await h.consumer.handle(entries)  # the same batch again: a reply lost, a retry
+    assert h.consumer.enqueued == first
+    await h.pump()
+    ids = [r.headers["Switchboard-Event-Id"] for r in receiver.at("/crm")]
+    assert sorted(ids) == sorted(e.id for e in entries)
+
+
+async def test_a_crashed_consumers_pending_entries_are_taken_over_once(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(subscription_toml("crm", receiver.url("/crm"), ["contact.received"]))
+    for _ in range(5):
+        await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    crashed = WebhookConsumer(h.engine, consumer="crashed", batch=3)
+    read = await crashed.stream.read()  # read, then the process dies: all pending
+    assert len(read) == 3
+    pending = await h.engine.redis.xpending(h.engine.keys.events, "webhooks")
+    assert pending["pending"] == 3
+    other = WebhookConsumer(h.engine, consumer="other", claim_idle_ms=0)
+    await other.drain()
+    await h.send()
+    pending = await h.engine.redis.xpending(h.engine.keys.events, "webhooks")
+    assert pending["pending"] == 0
+    got = [r.json["data"]["contact"] for r in receiver.at("/crm")]
+    assert len(got) == 5 == len(set(got))
+    # the crashed consumer restarting under its own name finds nothing left to do
+    again = WebhookConsumer(h.engine, consumer="crashed")
+    assert await again.drain() == 0
+
+
+async def test_a_restarted_consumer_reads_its_own_pending_entries_first(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(subscription_toml("crm", receiver.url("/crm"), ["contact.received"]))
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    before = WebhookConsumer(h.engine, consumer="c1")
+    assert await before.stream.read()  # dies before handling
+    after = WebhookConsumer(h.engine, consumer="c1", claim_idle_ms=3_600_000)
+    assert await after.drain() >= 1
+    await h.send()
+    assert len(receiver.at("/crm")) == 1
+
+
+async def test_notify_escalation_reaches_the_named_subscription(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    subs = subscription_toml("pager", receiver.url("/pager"), ["sla.breached"])
+    subs += subscription_toml("sla", receiver.url("/sla"), ["sla.*"])
+    h = await make_hooks(subs)
+    r = h.engine.redis
+    fields: dict[Any, Any] = {
+        "v": "1",
+        "type": "contact.escalated",
+        "at": str(h.clock.now_ms()),
+        "contact": "c1",
+        "queue": "chat",
+        "channel": "chat",
+        "stage": "0",
+        "priority": "0",
+        "created": str(h.clock.now_ms() - 60_000),
+        "action": "notify",
+        "sla": "answer",
+        "level": "breach",
+    }
+    await r.xadd(h.engine.keys.events, {**fields, "webhook": "pager"})
+    await r.xadd(h.engine.keys.events, {**fields, "action": "raise_priority", "webhook": ""})
+    await r.xadd(h.engine.keys.events, {**fields, "webhook": "no-such-subscription"})
+    await h.pump()
+    [got] = receiver.at("/pager")
+    assert got.json["type"] == "contact.escalated"
+    assert got.json["data"]["webhook"] == "pager" and got.json["data"]["action"] == "notify"
+    assert receiver.at("/sla") == []  # its filter does not match, and it is not named
+
+
+async def test_a_crashed_senders_lease_expires_and_another_sender_retries(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(subscription_toml("crm", receiver.url("/crm"), ["contact.received"]))
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    await h.consumer.drain()
+    store = h.sender.stores[h.engine.tenant.id]
+    [taken] = await store.take([("crm", 4)], 12_000, "dead-sender")  # then it dies
+    other = WebhookSender([h.engine])
+    try:
+        assert await other.run_once() == 0  # leased: nobody else sends it
+        h.clock.advance(12)
+        assert await other.run_once() == 1
+        await other.drain()
+    finally:
+        await other.close()
+    [got] = receiver.at("/crm")
+    assert got.headers["Switchboard-Delivery-Attempt"] == "2"
+    # the first sender wakes up late: its lease is gone, its outcome changes nothing
+    assert not await store.result(taken, "retry", due_ms=h.clock.now_ms())
+    assert await h.engine.redis.zcard(h.engine.keys.webhook_due("crm")) == 0
+
+
+async def test_a_slow_receiver_blocks_neither_routing_nor_other_subscriptions(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    subs = subscription_toml("slow", receiver.url("/slow"), ["contact.received"])
+    subs += subscription_toml("fast", receiver.url("/fast"), ["contact.received"])
+    h = await make_hooks(subs, per_subscription=2, poll_s=0.01)
+    receiver.delay["/slow"] = 1.5
+    stop = asyncio.Event()
+    tasks = [
+        asyncio.create_task(h.consumer.run(stop)),
+        asyncio.create_task(h.sender.run(stop)),
+    ]
+    try:
+        for _ in range(5):
+            await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+        deadline = time.monotonic() + 1.0
+        while len(receiver.at("/fast")) < 5 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        # every fast delivery arrived while the slow receiver still sat on its first two
+        assert len(receiver.at("/fast")) == 5
+        assert len(receiver.at("/slow")) == 2  # its concurrency limit, nothing more
+        # routing goes on at full speed while the slow receiver holds its requests
+        started = time.perf_counter()
+        for _ in range(20):
+            await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+        assert time.perf_counter() - started < 0.5
+        deadline = time.monotonic() + 1.0
+        while len(receiver.at("/fast")) < 25 and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        assert len(receiver.at("/fast")) == 25
+        assert len(receiver.at("/slow")) == 2
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+
+
+NOTIFY_BODY = """
+[routing]
+presence_timeout_s = 0
+
+[pools.inhouse]
+
+[queues.chat]
+channel = "chat"
+pools = ["inhouse"]
+offer_timeout_s = 1000
+
+[queues.chat.sla]
+threshold_s = 20
+
+[[queues.chat.sla.escalation]]
+on = "warning"
+action = "notify"
+webhook = "pager"
+"""
+
+
+async def test_the_sla_notify_escalation_is_delivered_end_to_end(
+    make_engine: EngineFactory, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The SLA timers' own `contact.escalated` (action notify) reaches the named
+    subscription, whose filter takes only breaches."""
+    monkeypatch.setenv(SECRET_ENV, "x")
+    clock = VirtualClock()
+    subs = subscription_toml("pager", receiver.url("/pager"), ["sla.breached"])
+    engine = await make_engine(NOTIFY_BODY + subs, clock)
+    consumer = WebhookConsumer(engine)
+    await consumer.start()
+    sender = WebhookSender([engine])
+    try:
+        res = await engine.create_contact(NewContact(channel="chat", queue="chat"))
+        clock.advance(17)  # the warning (80 % of 20 s), not yet the breach
+        await engine.run_due_timers()
+        await consumer.drain()
+        await sender.run_once()
+        await sender.drain()
+        [got] = receiver.at("/pager")
+        data = got.json["data"]
+        assert got.json["type"] == "contact.escalated"
+        assert (data["action"], data["webhook"], data["level"]) == ("notify", "pager", "warning")
+        assert data["contact"] == res.contact_id
+        clock.advance(5)
+        await engine.run_due_timers()
+        await consumer.drain()
+        await sender.run_once()
+        await sender.drain()
+        assert [r.json["type"] for r in receiver.at("/pager")] == [
+            "contact.escalated",
+            "sla.breached",
+        ]
+    finally:
+        await sender.close()

@@ -1,0 +1,133 @@
+"""router/streams.py: the consumer-group reader every stream consumer builds on."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from router.keys import TenantKeys
+from router.streams import Entry, StreamConsumer
+
+from ..conftest import drop_tenant, new_tenant_id
+
+
+@pytest.fixture
+async def stream(redis: Redis) -> AsyncIterator[str]:
+    tid = new_tenant_id()
+    yield TenantKeys(tid).events
+    await drop_tenant(redis, tid)
+
+
+async def _add(redis: Redis, stream: str, n: int) -> list[str]:
+    ids = [await redis.xadd(stream, {"type": "x.y", "n": str(i)}) for i in range(n)]
+    return [i.decode() if isinstance(i, bytes) else i for i in ids]
+
+
+async def test_new_entries_then_nothing(redis: Redis, stream: str) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", batch=2)
+    await c.ensure_group()
+    await c.ensure_group()  # idempotent
+    ids = await _add(redis, stream, 3)
+    seen: list[Entry] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        seen.extend(entries)
+        await c.ack([e.id for e in entries])
+
+    assert await c.poll(handle) == 2
+    assert await c.poll(handle) == 1
+    assert await c.poll(handle) == 0
+    assert [e.id for e in seen] == ids
+    assert seen[0].type == "x.y" and seen[0].fields["n"] == "0"
+
+
+async def test_a_failed_handler_gets_the_same_entries_again_first(
+    redis: Redis, stream: str
+) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", batch=10)
+    await c.ensure_group()
+    ids = await _add(redis, stream, 2)
+    calls: list[list[str]] = []
+
+    async def flaky(entries: list[Entry]) -> None:
+        calls.append([e.id for e in entries])
+        if len(calls) == 1:
+            raise RuntimeError("boom")
+        await c.ack([e.id for e in entries])
+
+    with pytest.raises(RuntimeError):
+        await c.poll(flaky)
+    await _add(redis, stream, 1)
+    assert await c.poll(flaky) == 2  # the pending ones, before the new one
+    assert calls[1] == ids
+    assert await c.poll(flaky) == 1
+
+
+async def test_entries_trimmed_while_pending_are_acknowledged_and_skipped(
+    redis: Redis, stream: str
+) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1")
+    await c.ensure_group()
+    ids = await _add(redis, stream, 2)
+    assert len(await c.read()) == 2  # pending now
+    await redis.xdel(stream, ids[0])
+    c.reread_pending()
+    again = await c.read()
+    assert [e.id for e in again] == [ids[1]]
+    pending = await redis.xpending(stream, "g")
+    assert pending["pending"] == 1
+
+
+@pytest.mark.parametrize("block_ms", [0, 5000])
+async def test_run_delivers_and_stops_promptly(redis: Redis, stream: str, block_ms: int) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", block_ms=block_ms, idle_s=0.5)
+    stop = asyncio.Event()
+    got: list[Entry] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        got.extend(entries)
+        await c.ack([e.id for e in entries])
+
+    task = asyncio.create_task(c.run(handle, stop))
+    await asyncio.sleep(0.1)
+    await _add(redis, stream, 1)
+    async with asyncio.timeout(2):
+        while not got:
+            await asyncio.sleep(0.01)
+    started = time.perf_counter()
+    stop.set()
+    await task
+    assert time.perf_counter() - started < 0.5
+
+
+async def test_run_makes_the_group_again_when_the_stream_is_deleted(
+    redis: Redis, stream: str
+) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", idle_s=0.01)
+    stop = asyncio.Event()
+    got: list[Entry] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        got.extend(entries)
+        await c.ack([e.id for e in entries])
+
+    task = asyncio.create_task(c.run(handle, stop))
+    try:
+        async with asyncio.timeout(2):
+            while not await redis.exists(stream):
+                await asyncio.sleep(0.01)
+        await redis.delete(stream)  # group and all
+        async with asyncio.timeout(5):
+            while not await redis.exists(stream):
+                await asyncio.sleep(0.01)
+        await _add(redis, stream, 1)
+        async with asyncio.timeout(5):
+            while not got:
+                await asyncio.sleep(0.01)
+    finally:
+        stop.set()
+        await task

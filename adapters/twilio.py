@@ -406,6 +406,12 @@ def twiml_enqueue(
     return f"{XML_DECLARATION}<Response>{say}<Enqueue{wait}>{_xml_text(name)}</Enqueue></Response>"
 
 
+def twiml_closed(message: str) -> str:
+    """A call to a closed queue: say the closed message, then hang up (rather than
+    answer an error, which makes Twilio play its generic application-error message)."""
+    return f"{XML_DECLARATION}<Response><Say>{_xml_text(message)}</Say><Hangup/></Response>"
+
+
 def twiml_empty() -> str:
     """An empty response: Twilio does nothing (no reply SMS; a call would hang up)."""
     return f"{XML_DECLARATION}<Response/>"

@@ -88,6 +88,7 @@ def decode_contact(tenant: str, contact_id: str, h: dict[bytes, bytes]) -> Conta
         why=json.loads(why) if why else None,
         first_response_ms=_i(h, "responded"),
         sla_clocks=_sla_clocks(h),
+        arrived_ms=_i(h, "arrived"),
     )
 
 

@@ -423,10 +423,23 @@ class Engine:
         return RouteResult(contact_id, ContactState(_s(state)), _s(offered) or None, _s(qid))
 
     async def offer(self, contact_id: str, agent_id: str) -> int:
+        """A supervisor's push. A contact held while its queue is closed is refused
+        (QueueClosed naming the opening): offering it would bypass the queue's hours."""
         validate_id(contact_id, "contact")
         validate_id(agent_id, "agent")
-        _, deadline = await self._run("offer", contact_id, agent_id)
+        try:
+            _, deadline = await self._run("offer", contact_id, agent_id)
+        except QueueClosed:
+            raise await self._held_error(contact_id) from None
         return int(deadline)
+
+    async def _held_error(self, contact_id: str) -> QueueClosed:
+        """The refusal of an offer of a held contact, with its queue and opening."""
+        queue = _s(await self.redis.hget(self.keys.contact(contact_id), "queue") or b"")
+        opens = await self.redis.zscore(self.keys.held(queue), contact_id)
+        return sla_clocks.closed_error(
+            subqueues.base_id(queue), int(opens or 0), contact_id=contact_id
+        )
 
     async def find_by_external_id(self, external_id: str) -> list[Contact]:
         """Contacts created with this external id (within the idempotency retention)."""
@@ -600,11 +613,20 @@ class Engine:
     # -- queue state (read-only) --------------------------------------------
 
     async def queue_snapshot(self, queue_id: str) -> dict[str, int | float | None]:
-        """Waiting count, longest wait and ready agents of a queue and its sub-queues.
-        Cost: one pipelined read per stage, pool and sub-queue; no scan."""
+        """Waiting count, longest wait and ready agents of a queue and its sub-queues,
+        and `held`: new contacts held while the queue is closed (not waiting, not in
+        the longest wait).
+
+        A waiting set is ordered by created - priority x aging, not by arrival, so an
+        older contact of low priority can sit behind newer ones of higher priority:
+        the longest wait reads `created` of the first `scan` contacts of each set, and
+        is exact when no set has more than `scan` contacts ahead of its oldest (always
+        when a set holds at most `scan`). Cost: two pipelined rounds, at most `scan`
+        hash reads per non-empty stage set."""
         queue = self.tenant.queues.get(queue_id)
         if queue is None:
             raise QueueNotFound(f"queue {queue_id!r} does not exist", queue=queue_id)
+        scan = 50
         routing = [
             queue,
             *[q for q in await self._subqueue_configs() if subqueues.base_id(q.id) == queue.id],
@@ -612,33 +634,40 @@ class Engine:
         k = self.keys
         pools = queue.pools_at(len(queue.stages) - 1)
         pipe = self.redis.pipeline(transaction=False)
-        heads = 0
+        sets = 0
         for q in routing:
             for ch in q.channels:
                 for stage in range(len(q.stages)):
                     pipe.zcard(k.waiting(q.id, ch, stage))
-                    pipe.zrange(k.waiting(q.id, ch, stage), 0, 0)
-                    heads += 1
+                    pipe.zrange(k.waiting(q.id, ch, stage), 0, scan - 1)
+                    sets += 1
                     for pool in pools:
                         pipe.zcard(k.ready(q.id, ch, stage, pool))
+        pipe.zcard(k.held(queue.id))
         replies = await pipe.execute()
         waiting = ready = 0
-        head_ids: list[str] = []
+        ahead: list[str] = []
         i = 0
-        for _ in range(heads):
+        for _ in range(sets):
             waiting += int(replies[i])
-            head_ids += [_s(m) for m in replies[i + 1]]
+            ahead += [_s(m) for m in replies[i + 1]]
             ready += sum(int(n) for n in replies[i + 2 : i + 2 + len(pools)])
             i += 2 + len(pools)
+        held = int(replies[i])
         longest = None
-        if head_ids:
+        if ahead:
             pipe = self.redis.pipeline(transaction=False)
-            for cid in head_ids:
+            for cid in ahead:
                 pipe.hget(k.contact(cid), "created")
             created = [int(_s(v)) for v in await pipe.execute() if v is not None]
             if created:
                 longest = max(0.0, (self.clock.now_ms() - min(created)) / 1000)
-        return {"waiting": waiting, "longest_wait_s": longest, "agents_available": ready}
+        return {
+            "waiting": waiting,
+            "held": held,
+            "longest_wait_s": longest,
+            "agents_available": ready,
+        }
 
     # -- timers ------------------------------------------------------------
 
@@ -664,8 +693,9 @@ class Engine:
     async def _reopen_sla(self, contact_id: str) -> str:
         """The SLA clocks a reopen of this contact would start ('' when it cannot reopen
         or its queue has no timers): one read, only for a completed contact."""
-        state, queue_id, channel, prio = await self.redis.hmget(
-            self.keys.contact(contact_id), ["state", "queue", "channel", "prio"]
+        # the priority it arrived with: prio0 is kept when an escalation raised it
+        state, queue_id, channel, prio, prio0 = await self.redis.hmget(
+            self.keys.contact(contact_id), ["state", "queue", "channel", "prio", "prio0"]
         )
         if state != b"completed" or queue_id is None or channel is None:
             return ""
@@ -673,7 +703,8 @@ class Engine:
         if queue is None:
             return ""
         now = self.clock.now_ms()
-        clocks = sla_clocks.plan(self.tenant, queue, _s(channel), int(_s(prio or b"0")), now)
+        arrival_prio = int(_s(prio0 or prio or b"0"))
+        clocks = sla_clocks.plan(self.tenant, queue, _s(channel), arrival_prio, now)
         return sla_clocks.timer_spec(clocks)
 
     async def respond(self, contact_id: str, agent_id: str | None = None) -> tuple[bool, int, str]:

@@ -154,6 +154,7 @@ _SCRIPT_CODES: dict[str, type[SwitchboardError]] = {
     "SBDUPLICATE": DuplicateContact,
     "SBEXPIRED": OfferExpired,
     "SBQUEUEFULL": QueueFull,
+    "SBCLOSED": QueueClosed,
     "SBINVALID": ValidationError,
 }
 

@@ -223,6 +223,16 @@ class TenantKeys:
         """Sorted set of dead-lettered deliveries; score = when they died (ms)."""
         return self.prefix + "wh:dead"
 
+    def webhook_dropped(self, sub_id: str) -> str:
+        """Hash {count, first, last, first_at, last_at}: deliveries not stored because the
+        subscription had `webhooks.max_pending` waiting (event ids, engine-clock ms)."""
+        return self.prefix + "wh:drop:" + sub_id
+
+    def stream_parked(self, group: str) -> str:
+        """List of JSON {id, type, error, failures}, newest first, capped: stream entries
+        a consumer group's handler kept failing on, acknowledged and set aside."""
+        return self.prefix + "parked:" + group
+
     def pattern(self) -> str:
         """SCAN pattern matching every key of the tenant (tests, tenant deletion)."""
         return self.prefix + "*"

@@ -109,6 +109,9 @@ class Contact:
     # running SLA clocks, by code (a answer, f first response, r resolution):
     # (due ms, time allowed ms, warning ms); see router/sla.py
     sla_clocks: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    # a contact held while its queue was closed: its arrival; `created_ms` is then
+    # when it joined the queue, from which its wait counts
+    arrived_ms: int | None = None
 
 
 @dataclass(frozen=True)

@@ -25,11 +25,12 @@ from .maintenance import trim_stream
 from .metrics.consumer import MetricsLoop
 from .ratelimit import RateLimiter
 from .server.embedded import EmbeddedValkey
+from .sla import unknown_notify
 from .store.connection import ServerInfo, open_checked, redact_url
 from .store.scripts import Scripts
 from .timers import TimerLoop
 from .wakeups import OfferWakeups
-from .webhooks import WebhookRunner
+from .webhooks import WebhookRunner, WebhookStore
 
 log = logging.getLogger("switchboard")
 
@@ -93,6 +94,10 @@ class Service:
                 log.warning("%s: tenant %s: %s", self.config.source, tid, problem)
             await engine.apply_config()
             self.engines[tid] = engine
+            # a notify escalation naming no subscription would page nobody
+            subs = await WebhookStore(self.redis, engine.keys, self.clock).subscriptions(tenant)
+            for problem in unknown_notify(tenant, subs):
+                log.warning("%s: tenant %s: %s", self.config.source, tid, problem)
         timers = TimerLoop(list(self.engines.values()), self.clock)
         self.wakeups = OfferWakeups(self.redis, list(self.engines))
         self.webhooks = WebhookRunner(list(self.engines.values()))

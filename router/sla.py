@@ -19,6 +19,7 @@ out of the service level; later ones count against it.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -29,6 +30,7 @@ from .config.model import (
     LIVE_CHANNELS,
     CalendarConfig,
     ClosedAction,
+    EscalationAction,
     QueueConfig,
     SlaKind,
     TenantConfig,
@@ -95,19 +97,56 @@ def admit(tenant: TenantConfig, queue: QueueConfig, now_ms: int) -> tuple[QueueC
             return q, 0
         opens = cal.next_open(now_ms)
         if q.when_closed is ClosedAction.REFUSE:
-            at = datetime.fromtimestamp(opens / 1000, UTC).isoformat(timespec="milliseconds")
-            raise QueueClosed(
-                f"queue {q.id!r} is closed; it opens at {at.replace('+00:00', 'Z')}",
-                reason="queue_closed",
-                queue=q.id,
-                opens_at=at.replace("+00:00", "Z"),
-                opens_at_ms=opens,
-            )
+            raise closed_error(q.id, opens)
         if q.when_closed is ClosedAction.WAIT or q.id in seen or q.closed_queue is None:
             return q, opens  # (a loop of closed queues holds in the first one seen twice)
         seen.add(q.id)
         q = tenant.queues[q.closed_queue]
     return q, 0
+
+
+def _utc(ms: int) -> str:
+    at = datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+    return at.replace("+00:00", "Z")
+
+
+def closed_error(queue_id: str, opens_ms: int, contact_id: str | None = None) -> QueueClosed:
+    """The 409 of a closed queue: a new contact refused, or a held contact that a
+    supervisor tried to offer before the opening (`contact` then names it)."""
+    at = _utc(opens_ms)
+    if contact_id is None:
+        return QueueClosed(
+            f"queue {queue_id!r} is closed; it opens at {at}",
+            reason="queue_closed",
+            queue=queue_id,
+            opens_at=at,
+            opens_at_ms=opens_ms,
+        )
+    return QueueClosed(
+        f"contact {contact_id!r} is held until queue {queue_id!r} opens at {at}; "
+        "it is offered then",
+        reason="queue_closed",
+        queue=queue_id,
+        contact=contact_id,
+        opens_at=at,
+        opens_at_ms=opens_ms,
+    )
+
+
+def unknown_notify(tenant: TenantConfig, known: Collection[str]) -> list[str]:
+    """`notify` escalations naming a webhook subscription that is not in `known`
+    (the config's and the admin API's): their contact.escalated events would reach
+    nobody. A warning, not an error: the admin API may create the subscription later."""
+    out = []
+    for qid, queue in tenant.queues.items():
+        for i, esc in enumerate(queue.sla.escalation):
+            if esc.action is EscalationAction.NOTIFY and esc.webhook not in known:
+                out.append(
+                    f"queues.{qid}.sla.escalation[{i}].webhook: no webhook subscription "
+                    f"{esc.webhook!r} in [webhooks] or made with the admin API; its "
+                    "contact.escalated events are delivered to nobody until one is created"
+                )
+    return out
 
 
 def main_kind(channel: str) -> SlaKind:

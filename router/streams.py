@@ -18,12 +18,21 @@ idempotent). Entries whose data was trimmed away while pending are
 acknowledged here and never handed out. Redis errors back off and retry; the
 unacknowledged entries are read again as pending. Idle times are the Redis
 server's clock: liveness of consumers is real time, even in virtual-time tests.
+
+An entry the handler keeps failing on must not stall the group for ever, since
+pending entries are read first: after `max_failures` failures in a row of the
+same batch, its entries are read again one at a time, and an entry that fails
+`max_failures` times on its own is parked: logged as an error, acknowledged,
+and recorded (with the error) in a capped list, `parked_key`, so that an
+operator can look at it and replay it from the stream. Redis being unavailable
+(or out of memory) does not count as a failure: that is not the entry's fault.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -40,6 +49,17 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 log = logging.getLogger("switchboard.streams")
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# Redis replies that say the server cannot serve now, not that the entry is bad
+_TRANSIENT = ("OOM", "NOGROUP", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN")
+MAX_FAILURES = 5
+PARKED_CAP = 1000  # parked entries recorded at most (newest kept)
+_FAILURES_KEPT = 10_000  # entries whose failures are counted, at most
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, REDIS_DOWN):
+        return True
+    return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT)
 
 
 @dataclass(frozen=True)
@@ -95,6 +115,9 @@ class StreamConsumer:
         idle_s: float = 0.05,
         claim_idle_ms: int = 60_000,
         claim_every_s: float = 10.0,
+        max_failures: int = MAX_FAILURES,
+        parked_key: str | None = None,
+        parked_cap: int = PARKED_CAP,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -109,6 +132,12 @@ class StreamConsumer:
         self._pending_from: str | None = "0"  # re-read own pending entries first
         self._claim_from = "0-0"
         self._next_claim = 0.0  # monotonic, real time: consumer liveness is real time
+        self.max_failures = max_failures
+        self.parked_key = parked_key  # a key of the stream's tenant (TenantKeys.stream_parked)
+        self.parked_cap = parked_cap
+        self.parked = 0
+        self._failures: dict[str, int] = {}  # entry id -> handler failures in a row
+        self._alone = False  # read pending entries one at a time: find the failing one
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) unless it exists."""
@@ -127,11 +156,12 @@ class StreamConsumer:
         """The next batch: own pending entries, then abandoned ones, then new ones.
         With `block` (and `block_ms` set), waits up to `block_ms` for new entries."""
         while self._pending_from is not None:
-            raw = await self._xreadgroup(self._pending_from, None)
+            raw = await self._xreadgroup(self._pending_from, None, 1 if self._alone else None)
             live, gone = _entries(raw)
             await self.ack(gone)
             if not raw:
                 self._pending_from = None
+                self._alone = False
                 break
             self._pending_from = _s(raw[-1][0])
             if live:
@@ -149,9 +179,15 @@ class StreamConsumer:
         """After a failed handler: read own pending entries again before new ones."""
         self._pending_from = "0"
 
-    async def _xreadgroup(self, from_id: str, block_ms: int | None) -> list[Any]:
+    async def _xreadgroup(
+        self, from_id: str, block_ms: int | None, count: int | None = None
+    ) -> list[Any]:
         reply = await self.redis.xreadgroup(
-            self.group, self.consumer, {self.stream: from_id}, count=self.batch, block=block_ms
+            self.group,
+            self.consumer,
+            {self.stream: from_id},
+            count=count or self.batch,
+            block=block_ms,
         )
         if not reply:
             return []
@@ -197,16 +233,79 @@ class StreamConsumer:
 
     async def poll(self, handle: Handler, *, block: bool = False) -> int:
         """Read one batch and hand it to `handle`. Returns the entries handled. If
-        `handle` raises, its entries stay pending and are read again first."""
+        `handle` raises, its entries stay pending and are read again first, until
+        one of them has failed too often: then it is parked (and counts as handled)."""
         entries = await self.read(block=block)
         if not entries:
             return 0
         try:
             await handle(entries)
+        except Exception as exc:
+            self.reread_pending()
+            if _transient(exc) or not await self._failed(entries, exc):
+                raise
         except BaseException:
             self.reread_pending()
             raise
+        else:
+            for e in entries:
+                self._failures.pop(e.id, None)
         return len(entries)
+
+    async def _failed(self, entries: list[Entry], exc: Exception) -> bool:
+        """Count a failure of `handle` on these entries. True when they were parked."""
+        if len(self._failures) > _FAILURES_KEPT:
+            self._failures.clear()
+        worst = 0
+        for e in entries:
+            worst = max(worst, n := self._failures.get(e.id, 0) + 1)
+            self._failures[e.id] = n
+        if worst < self.max_failures:
+            return False
+        if len(entries) > 1:  # which one? each gets max_failures tries on its own
+            log.warning(
+                "%s: group %s failed %d times on entries %s..%s; trying them one at a time",
+                self.stream,
+                self.group,
+                worst,
+                entries[0].id,
+                entries[-1].id,
+            )
+            for e in entries:
+                self._failures[e.id] = 0
+            self._alone = True
+            return False
+        await self.park(entries[0], f"{type(exc).__name__}: {exc}", worst)
+        return True
+
+    async def park(self, entry: Entry, error: str, failures: int) -> None:
+        """Set aside an entry the handler keeps failing on: acknowledge it and record it
+        in `parked_key` (newest first, at most `parked_cap`), so the group goes on."""
+        log.error(
+            "%s: group %s parks entry %s (%s) after %d failures: %s",
+            self.stream,
+            self.group,
+            entry.id,
+            entry.type,
+            failures,
+            error,
+        )
+        record = {"id": entry.id, "type": entry.type, "error": error[:500], "failures": failures}
+        pipe = self.redis.pipeline(transaction=True)
+        pipe.xack(self.stream, self.group, entry.id)
+        if self.parked_key:
+            pipe.lpush(self.parked_key, json.dumps(record))
+            pipe.ltrim(self.parked_key, 0, self.parked_cap - 1)
+        await pipe.execute()
+        self._failures.pop(entry.id, None)
+        self.parked += 1
+
+    async def parked_entries(self, limit: int = 100) -> list[dict[str, Any]]:
+        """The entries parked last, newest first."""
+        if not self.parked_key:
+            return []
+        raw = await self.redis.lrange(self.parked_key, 0, limit - 1)
+        return [json.loads(r) for r in raw]
 
     async def _poll_until_stopped(self, handle: Handler, stop: asyncio.Event) -> int:
         """A blocking poll that `stop` interrupts; an interrupted batch stays pending."""

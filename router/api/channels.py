@@ -6,6 +6,13 @@ provider's own signature (Twilio's X-Twilio-Signature, Meta's
 X-Hub-Signature-256), with the tenant's secret read from the environment
 variable its config names. Answers: 201 a new contact, 200 an event on an
 existing one, 202 recorded but not routed; Twilio gets TwiML.
+
+A queue outside its hours that refuses new contacts (when_closed = "refuse")
+answers the platform endpoints with a 409 problem (`reason` = `queue_closed`,
+`opens_at`), so the platform plays its own closed message. A provider cannot
+act on that, and would retry: a Twilio call hears `closed_message` and is hung
+up, and a Twilio SMS or Meta message is acknowledged and recorded as ignored
+with reason `queue_closed` (inbound.ignored).
 """
 
 from __future__ import annotations
@@ -27,7 +34,7 @@ from adapters.inbound import Inbound, Kind
 from ..config.model import Role
 from ..conversations import Conversations, Outcome
 from ..engine import Engine
-from ..errors import PayloadError
+from ..errors import PayloadError, QueueClosed
 from .auth import principal
 from .context import SERVICE, engine_for
 from .negotiate import respond
@@ -66,6 +73,25 @@ def _answer(request: web.Request, out: Outcome) -> web.Response:
 
 async def _receive(engine: Engine, item: Inbound) -> Outcome:
     return await Conversations(engine).receive(item)
+
+
+async def _provider_receive(engine: Engine, item: Inbound) -> Outcome:
+    """A provider webhook's item. A closed queue's refusal is recorded as ignored
+    (reason `queue_closed`) and answered 202: the provider must not retry it."""
+    try:
+        return await _receive(engine, item)
+    except QueueClosed as exc:
+        await engine.record_ignored(
+            item.channel, "queue_closed", item.provider, item.external_id or ""
+        )
+        log.info(
+            "not routed: %s %s (queue %s closed until %s)",
+            item.channel,
+            item.external_id or "",
+            exc.details.get("queue", ""),
+            exc.details.get("opens_at", ""),
+        )
+        return Outcome(202, None, reason="queue_closed")
 
 
 @routes.post("/v1/channels/chat")
@@ -137,9 +163,11 @@ async def _twilio_form(request: web.Request, engine: Engine) -> dict[str, str]:
 async def twilio_voice(request: web.Request) -> web.Response:
     engine = _tenant_engine(request)
     item = twilio.parse_voice(await _twilio_form(request, engine))
-    out = await _receive(engine, item)
+    out = await _provider_receive(engine, item)
     cfg = engine.tenant.twilio
     assert cfg is not None
+    if out.reason == "queue_closed" and out.contact_id is None:
+        return _twiml(twilio.twiml_closed(cfg.closed_message))
     if out.status == 201 and item.kind is Kind.MESSAGE and out.queue:
         return _twiml(
             twilio.twiml_enqueue(
@@ -157,7 +185,7 @@ async def twilio_voice(request: web.Request) -> web.Response:
 async def twilio_sms(request: web.Request) -> web.Response:
     engine = _tenant_engine(request)
     item = twilio.parse_sms(await _twilio_form(request, engine))
-    await _receive(engine, item)
+    await _provider_receive(engine, item)
     return _twiml(twilio.twiml_empty())
 
 
@@ -182,6 +210,6 @@ async def meta_webhook(request: web.Request) -> web.Response:
         raw, request.headers.get("X-Hub-Signature-256"), _secret(cfg.app_secret_env)
     )
     items = meta.parse_webhook(_json(raw))
-    results = [await _receive(engine, item) for item in items]
+    results = [await _provider_receive(engine, item) for item in items]
     # Meta wants a fast 200 for the whole batch; each item's outcome is in the body
     return web.json_response({"results": [r.to_json() | {"status": r.status} for r in results]})

@@ -333,7 +333,8 @@ _QUEUE_COUNTERS = (
         "answered_within_threshold",
         d.ANSWERED_WITHIN,
         1,
-        "Contacts answered within the queue's service-level threshold",
+        "Contacts answered within the queue's service-level threshold "
+        "(first-response queues: first responses within it)",
     ),
     ("answer_wait_seconds", d.WAIT_MS, 1000, "Sum of the waits of answered contacts (ASA)"),
     ("abandoned", d.ABANDONED, 1, "Contacts abandoned before an answer"),
@@ -354,7 +355,12 @@ _POOL_COUNTERS = (
     ("answer_wait_seconds", d.WAIT_MS, 1000, "Sum of the waits of answered contacts"),
     ("handled", d.HANDLED, 1, "Contacts completed by the pool's agents"),
     ("handle_seconds", d.HANDLE_MS, 1000, "Sum of handle times (talk + wrap-up)"),
-    ("available_seconds", d.AVAILABLE_MS, 1000, "Time the pool's agents spent available"),
+    (
+        "available_seconds",
+        d.AVAILABLE_MS,
+        1000,
+        "Time the pool's agents spent available (spans that ended)",
+    ),
 )
 
 
@@ -366,8 +372,10 @@ def _families(
     snap: dict[str, Any],
     q_tot: dict[str, dict[str, int]],
     p_tot: dict[str, dict[str, int]],
-    open_ms: dict[str, int],
 ) -> list[Metric]:
+    """Counters are the consumer's totals only, so they never go down between scrapes
+    (available time counts spans that ended; agents available now are the gauge
+    `switchboard_pool_agents{status="available"}`)."""
     tenant = snap["tenant"]
     out: list[Metric] = []
     ql, pl = ["tenant", "queue"], ["tenant", "pool"]
@@ -379,12 +387,12 @@ def _families(
     for name, key, scale, doc in _POOL_COUNTERS:
         fam = CounterMetricFamily(f"switchboard_pool_{name}", doc, labels=pl)
         for p in snap["pools"]:
-            extra = open_ms.get(p, 0) if key == d.AVAILABLE_MS else 0
-            fam.add_metric([tenant, p], (p_tot.get(p, {}).get(key, 0) + extra) / scale)
+            fam.add_metric([tenant, p], p_tot.get(p, {}).get(key, 0) / scale)
         out.append(fam)
     window = snap["window"]["name"]
     queue_gauges: tuple[tuple[str, str, Any], ...] = (
         ("queue_waiting", "Contacts waiting now", lambda v: v["waiting"]),
+        ("queue_held", "New contacts held now while the queue is closed", lambda v: v["held"]),
         (
             "queue_longest_wait_seconds",
             "Wait of the longest-waiting contact now",
@@ -462,20 +470,17 @@ async def prometheus(request: web.Request) -> web.Response:
     """GET /metrics: the text exposition of the token's tenant (and pool scope)."""
     who = _scraper(request)
     engine = request.app[SERVICE].engines[who.tenant]
-    snap = await snapshot(engine, "15m", scope_of(who))
+    body = await exposition(engine, scope_of(who))
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+async def exposition(engine: Engine, scope: Scope) -> bytes:
+    """The Prometheus text of one tenant, as `scope` may see it."""
+    snap = await snapshot(engine, "15m", scope)
     q_tot, p_tot = await totals(engine)
-    now = engine.clock.now_ms()
-    open_ms: dict[str, int] = {}
-    raw = await engine.redis.hgetall(engine.keys.metrics_available)
-    for v in raw.values():
-        pool, _, since = (v.decode() if isinstance(v, bytes) else str(v)).rpartition("|")
-        if since.isdigit():
-            open_ms[pool] = open_ms.get(pool, 0) + max(0, now - int(since))
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(_families(snap, q_tot, p_tot, open_ms)))
-    return web.Response(
-        body=generate_latest(registry), headers={"Content-Type": CONTENT_TYPE_LATEST}
-    )
+    registry.register(_Families(_families(snap, q_tot, p_tot)))
+    return generate_latest(registry)
 
 
 @web.middleware

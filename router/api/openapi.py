@@ -165,7 +165,16 @@ def _schemas() -> dict[str, JSON]:
         "priority": {"type": "integer"},
         "agent": {"type": ["string", "null"]},
         "pool": {"type": ["string", "null"]},
-        "created_at": TIMESTAMP,
+        "created_at": {
+            **TIMESTAMP,
+            "description": "when its wait started (RFC 3339, UTC): the arrival, or for a "
+            "contact held while its queue was closed, the opening that queued it",
+        },
+        "arrived_at": {
+            **TIMESTAMP,
+            "description": "when it arrived (RFC 3339, UTC); before created_at for a "
+            "contact held while its queue was closed",
+        },
         "offer_expires_at": _nullable(TIMESTAMP),
         "assigned_at": _nullable(TIMESTAMP),
         "wrap_up_at": _nullable(TIMESTAMP),
@@ -248,6 +257,11 @@ def _schemas() -> dict[str, JSON]:
             }
         ),
         "waiting": {"type": "integer", "minimum": 0},
+        "held": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "new contacts held while the queue is closed (not in waiting)",
+        },
         "longest_wait_s": {"type": ["number", "null"], "minimum": 0},
         "agents_available": {"type": "integer", "minimum": 0},
     }
@@ -1125,6 +1139,25 @@ def _webhook_schemas() -> dict[str, JSON]:
             "minimum": 0,
             "description": "deliveries not done yet: waiting, or being sent",
         },
+        "dropped": {
+            "type": "integer",
+            "minimum": 0,
+            "description": "deliveries not stored because `pending` had reached "
+            "webhooks.max_pending",
+        },
+        "dropped_events": {
+            "type": ["object", "null"],
+            "additionalProperties": False,
+            "required": ["first_event_id", "last_event_id", "first_at", "last_at"],
+            "properties": {
+                "first_event_id": {"type": "string"},
+                "last_event_id": {"type": "string"},
+                "first_at": TIMESTAMP,
+                "last_at": TIMESTAMP,
+            },
+            "description": "null, or the first and last event ids dropped: replay that "
+            "range from the event stream",
+        },
     }
     dead: dict[str, JSON] = {
         "id": {"type": "string", "description": "<event id>.<subscription>"},
@@ -1299,12 +1332,14 @@ def _metrics_schemas() -> dict[str, JSON]:
         {
             "threshold_s": {
                 "type": ["number", "null"],
-                "description": "the queue's threshold T; null for a pool (each answer is "
-                "judged by its own queue's T)",
+                "description": "the queue's T: its first-response time on a first-response "
+                "queue, else its answer threshold; null for a pool (each answer is judged "
+                "by its own queue's T)",
             },
             "value": {
                 **ratio,
-                "description": "answered within T / (offered - abandoned within the grace)",
+                "description": "answered (first-response queues: first responses) within T "
+                "/ (offered - abandoned within the grace)",
             },
         }
     )
@@ -1332,6 +1367,7 @@ def _metrics_schemas() -> dict[str, JSON]:
         "title": {"type": "string"},
         "channels": {"type": "array", "items": {"type": "string"}},
         "waiting": count,
+        "held": count,
         "longest_wait_s": seconds,
         **queue_figures,
         "service_level_target": {"type": "number", "minimum": 0, "maximum": 1},
@@ -1350,7 +1386,11 @@ def _metrics_schemas() -> dict[str, JSON]:
         "required": ["type", "contact", "queue", "sla", "at"],
         "properties": {
             "type": {"type": "string", "enum": ["sla.warning", "sla.breached"]},
-            "contact": {"type": "string"},
+            "contact": {
+                "type": ["string", "null"],
+                "description": "null for a pool-scoped token when its pool was not eligible "
+                "for the contact's stage when the alert fired",
+            },
             "queue": {"type": "string"},
             "sla": {"type": "string", "description": "answer, first_response or resolution"},
             "at": ms,

@@ -45,6 +45,7 @@ def contact_json(c: Contact, sla: Sla | None = None) -> dict[str, Any]:
         "agent": c.agent,
         "pool": c.pool,
         "created_at": rfc3339(c.created_ms),
+        "arrived_at": rfc3339(c.created_ms if c.arrived_ms is None else c.arrived_ms),
         "offer_expires_at": rfc3339(c.offer_deadline_ms),
         "assigned_at": rfc3339(c.assigned_ms),
         "wrap_up_at": rfc3339(c.wrap_up_ms),

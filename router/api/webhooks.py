@@ -15,7 +15,7 @@ from aiohttp import web
 from ..config.model import Role
 from ..config.webhooks import MAX_EVENTS, MAX_URL, event_problem, url_problem
 from ..ids import ID_PATTERN
-from ..webhooks.store import MAX_RUNTIME_SUBSCRIPTIONS, Subscription, WebhookStore
+from ..webhooks.store import MAX_RUNTIME_SUBSCRIPTIONS, Drops, Subscription, WebhookStore
 from .auth import principal
 from .bodies import invalid, read_body
 from .context import SERVICE
@@ -38,7 +38,7 @@ def _store(request: web.Request, tenant: str) -> WebhookStore:
     return runner.store(tenant)
 
 
-def _sub_json(sub: Subscription, pending: int) -> dict[str, Any]:
+def _sub_json(sub: Subscription, pending: int, drops: Drops | None = None) -> dict[str, Any]:
     return {
         "id": sub.id,
         "url": sub.url,
@@ -47,6 +47,15 @@ def _sub_json(sub: Subscription, pending: int) -> dict[str, Any]:
         "secret_env": sub.secret_env or None,
         "created_at": rfc3339(sub.created_ms),
         "pending": pending,
+        "dropped": drops.count if drops else 0,
+        "dropped_events": None
+        if drops is None
+        else {
+            "first_event_id": drops.first_event,
+            "last_event_id": drops.last_event,
+            "first_at": rfc3339(drops.first_ms),
+            "last_at": rfc3339(drops.last_ms),
+        },
     }
 
 
@@ -58,7 +67,11 @@ async def list_webhooks(request: web.Request) -> web.Response:
     store = _store(request, who.tenant)
     subs = await store.subscriptions(engine.tenant)
     pending = await store.pending(list(subs))
-    return respond(request, {"subscriptions": [_sub_json(s, pending[i]) for i, s in subs.items()]})
+    drops = await store.drops(list(subs))
+    return respond(
+        request,
+        {"subscriptions": [_sub_json(s, pending[i], drops[i]) for i, s in subs.items()]},
+    )
 
 
 @routes.post("/v1/admin/webhooks")
@@ -89,15 +102,15 @@ async def create_webhook(request: web.Request) -> web.Response:
     store = _store(request, who.tenant)
     if any(s.id == sub_id for s in engine.tenant.webhooks.subscriptions):
         raise ApiError(409, "conflict", f"id: the config already has a subscription {sub_id}")
-    if await store.runtime_count() >= MAX_RUNTIME_SUBSCRIPTIONS:
+    sub = await store.create(sub_id, url, events, MAX_RUNTIME_SUBSCRIPTIONS)
+    if sub == "exists":
+        raise ApiError(409, "conflict", f"id: subscription {sub_id} already exists")
+    if not isinstance(sub, Subscription):  # the limit is reached
         raise ApiError(
             409,
             "conflict",
             f"at most {MAX_RUNTIME_SUBSCRIPTIONS} subscriptions may be made through the API",
         )
-    sub = await store.create(sub_id, url, events)
-    if sub is None:
-        raise ApiError(409, "conflict", f"id: subscription {sub_id} already exists")
     return respond(request, {**_sub_json(sub, 0), "secret": sub.secret}, status=201)
 
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 RULE_KEYS = ("name", "when", "queue", "skills", "priority")
 WHEN_KEYS = ("channel", "language", "keywords", "attributes", "ivr")
 CONVERSATION_KEYS = ("reopen_s",)
-TWILIO_KEYS = ("auth_token_env", "public_base_url", "wait_url", "hold_message")
+TWILIO_KEYS = ("auth_token_env", "public_base_url", "wait_url", "hold_message", "closed_message")
 META_KEYS = ("app_secret_env", "verify_token_env")
 PROVIDER_KEYS = ("twilio", "meta")
 _ENV = re.compile(r"[A-Z_][A-Z0-9_]{0,127}\Z")
@@ -163,11 +163,17 @@ def providers(
         hold = ld.opt_string(tw, p, "hold_message") or None
         if hold is not None and len(hold) > 1000:
             ld.fail(_key(p, "hold_message"), "must be at most 1000 characters")
+        closed = TwilioConfig.closed_message
+        if "closed_message" in tw:
+            closed = ld.string(tw["closed_message"], _key(p, "closed_message")).strip()
+            if not closed or len(closed) > 1000:
+                ld.fail(_key(p, "closed_message"), "must be 1-1000 characters")
         twilio = TwilioConfig(
             auth_token_env=_env(ld, tw, p, "auth_token_env"),
             public_base_url=_url(ld, tw, p, "public_base_url"),
             wait_url=_url(ld, tw, p, "wait_url"),
             hold_message=hold,
+            closed_message=closed,
         )
     if "meta" in t:
         p = _key(path, "meta")

@@ -678,7 +678,7 @@ class _Loader:
         if "sla" in t:
             sla = sla_section.sla(self, t["sla"], _key(path, "sla"), queue_ids, calendars, qid)
         hours, when_closed, closed_queue = sla_section.hours(
-            self, t, path, qid, queue_ids, calendars
+            self, t, path, qid, queue_ids, calendars, q_channels
         )
 
         return QueueConfig(

@@ -16,6 +16,10 @@ if TYPE_CHECKING:
     from .loader import _Loader
 
 METRICS_KEYS = ("history_days", "abandon_grace_s")
+# Upper bound of history_days: more than a year of 15-minute intervals. It also bounds
+# the work of one consumer call: an agent's available span is split over the
+# intervals kept, one step each (at most history_days x 96).
+HISTORY_DAYS_MAX = 400
 
 
 def _key(path: str, key: str) -> str:
@@ -43,6 +47,8 @@ def metrics(ld: _Loader, value: object, path: str) -> MetricsConfig:
     ld.keys(t, path, METRICS_KEYS)
     d = MetricsConfig()
     days = ld.opt_int(t, path, "history_days", d.history_days, ge=1)
+    if days > HISTORY_DAYS_MAX:
+        ld.fail(_key(path, "history_days"), f"must be <= {HISTORY_DAYS_MAX}")
     return MetricsConfig(
         history_days=days,
         abandon_grace_s=ld.opt_nonneg(t, path, "abandon_grace_s", d.abandon_grace_s),

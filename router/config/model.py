@@ -260,6 +260,10 @@ class TwilioConfig:
     public_base_url: str | None = None  # the URL Twilio calls; None: the request's own URL
     wait_url: str | None = None  # TwiML <Enqueue waitUrl>: what callers hear while waiting
     hold_message: str | None = None  # said once before the caller is enqueued
+    # said before hanging up when the call's queue is closed (when_closed = "refuse")
+    closed_message: str = (
+        "Sorry, we are closed right now. Please call again during our opening hours."
+    )
 
 
 @dataclass(frozen=True)
@@ -298,6 +302,9 @@ class WebhooksConfig:
     max_attempts: int = 8  # then the delivery goes to the dead-letter list
     timeout_s: float = 5.0
     dead_letter_days: float = 7.0
+    # deliveries waiting per subscription at most; past it new ones are dropped and
+    # counted, so a dead receiver cannot fill Redis (docs/webhooks.md)
+    max_pending: int = 100_000
 
 
 @dataclass(frozen=True)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import metrics as metrics_section
 from .model import (
+    LIVE_CHANNELS,
     CalendarConfig,
     ClosedAction,
     Escalation,
@@ -290,8 +291,11 @@ def hours(
     qid: str,
     queue_ids: tuple[str, ...],
     calendar_ids: Mapping[str, CalendarConfig],
+    channels: tuple[str, ...] = (),
 ) -> tuple[str | None, ClosedAction, str | None]:
-    """A queue's `hours`, `when_closed` and `closed_queue`."""
+    """A queue's `hours`, `when_closed` and `closed_queue`. A queue with hours that
+    serves a live channel (voice, chat) may not hold contacts until the opening: a
+    caller or chat visitor cannot wait all night."""
     cal: str | None = None
     hp = _key(path, "hours")
     if "hours" in t:
@@ -305,6 +309,14 @@ def hours(
         if cal is None:
             ld.fail(wp, "has no effect without hours")
         when = ld.choice(t["when_closed"], wp, ClosedAction)
+    live = [ch for ch in channels if ch in LIVE_CHANNELS]
+    if cal is not None and when is ClosedAction.WAIT and live:
+        said = 'is "wait"' if "when_closed" in t else 'defaults to "wait"'
+        ld.fail(
+            wp,
+            f"{said}, but the queue serves the live channel {live[0]!r}: a caller cannot "
+            'be held until the opening; use "overflow" (with closed_queue) or "refuse"',
+        )
     closed: str | None = None
     cp = _key(path, "closed_queue")
     if when is ClosedAction.OVERFLOW:

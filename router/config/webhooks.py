@@ -17,10 +17,11 @@ from .model import WebhooksConfig, WebhookSubscription
 if TYPE_CHECKING:
     from .loader import _Loader
 
-WEBHOOKS_KEYS = ("max_attempts", "timeout_s", "dead_letter_days", "subscriptions")
+WEBHOOKS_KEYS = ("max_attempts", "timeout_s", "dead_letter_days", "max_pending", "subscriptions")
 SUBSCRIPTION_KEYS = ("id", "url", "events", "secret_env")
 MAX_ATTEMPTS = 50
 MAX_TIMEOUT_S = 60.0
+MAX_PENDING = 10_000_000  # per subscription
 MAX_URL = 2000
 MAX_EVENTS = 50
 # "*" (every event), "<family>.*" (e.g. "sla.*"), or an exact type ("contact.assigned")
@@ -68,6 +69,9 @@ def webhooks(ld: _Loader, value: object, path: str) -> WebhooksConfig:
     if timeout > MAX_TIMEOUT_S:
         ld.fail(_key(path, "timeout_s"), f"must be <= {MAX_TIMEOUT_S:g}")
     days = ld.opt_number(t, path, "dead_letter_days", d.dead_letter_days, gt=0)
+    pending = ld.opt_int(t, path, "max_pending", d.max_pending, ge=1)
+    if pending > MAX_PENDING:
+        ld.fail(_key(path, "max_pending"), f"must be <= {MAX_PENDING}")
     subs: list[WebhookSubscription] = []
     seen: set[str] = set()
     if "subscriptions" in t:
@@ -79,7 +83,11 @@ def webhooks(ld: _Loader, value: object, path: str) -> WebhooksConfig:
             seen.add(sub.id)
             subs.append(sub)
     return WebhooksConfig(
-        subscriptions=tuple(subs), max_attempts=attempts, timeout_s=timeout, dead_letter_days=days
+        subscriptions=tuple(subs),
+        max_attempts=attempts,
+        timeout_s=timeout,
+        dead_letter_days=days,
+        max_pending=pending,
     )
 
 

@@ -397,7 +397,7 @@
   // ---------------------------------------------------------------- snapshot
 
   function alertKey(a) {
-    return `${a.type}|${a.contact}|${a.sla}|${a.at}`;
+    return `${a.type}|${a.queue}|${a.contact}|${a.sla}|${a.at}`;
   }
 
   function addToFeed(a, title) {
@@ -415,7 +415,9 @@
     kind.textContent = breach ? "Breach" : "Warning";
     const what = document.createElement("span");
     const sla = { answer: "answer", first_response: "first response", resolution: "resolution" }[a.sla] || a.sla;
-    what.textContent = ` ${title}: ${sla} SLA, contact ${a.contact}`;
+    // a vendor-scoped token gets no contact id for contacts its pool could not see
+    const who = a.contact ? `, contact ${a.contact}` : "";
+    what.textContent = ` ${title}: ${sla} SLA${who}`;
     li.append(time, " ", kind, what);
     el.feed.insertBefore(li, el.feed.firstChild);
     while (el.feed.childElementCount > FEED_MAX) el.feed.lastElementChild.remove();

@@ -23,10 +23,11 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..clock import Clock
-from ..config.model import TenantConfig
+from ..config.model import SlaKind, TenantConfig
 from ..engine import Engine
 from ..keys import TenantKeys
 from ..store.scripts import script_source
+from .definitions import service_clock
 
 log = logging.getLogger("switchboard.metrics")
 
@@ -51,8 +52,14 @@ def consumer_name() -> str:
 
 
 def thresholds(tenant: TenantConfig) -> str:
-    """ARGV of the script: each queue's service-level threshold in ms."""
-    return ",".join(f"{q.id}={round(q.sla.threshold_s * 1000)}" for q in tenant.queues.values())
+    """ARGV of the script: each queue's service-level clock and T in ms, `<queue>=<ms>`
+    (answered within T) or `<queue>=f<ms>` (first response within T)."""
+    out = []
+    for q in tenant.queues.values():
+        kind, t_s = service_clock(q)
+        flag = "f" if kind is SlaKind.FIRST_RESPONSE else ""
+        out.append(f"{q.id}={flag}{round(t_s * 1000)}")
+    return ",".join(out)
 
 
 async def apply_batch(
@@ -66,8 +73,16 @@ async def apply_batch(
 ) -> int:
     """One script call: count and acknowledge up to `batch` new entries (or, with
     `claim`, entries left pending by anyone). Returns how many it applied."""
+    applied, _ = await _apply(redis, tenant, now_ms, consumer, batch, claim)
+    return applied
+
+
+async def _apply(
+    redis: Redis, tenant: TenantConfig, now_ms: int, consumer: str, batch: int, claim: bool
+) -> tuple[int, str]:
+    """(entries applied, claim cursor: '0-0' when nothing is left pending; '' unclaimed)."""
     m = tenant.metrics
-    applied, _ = await apply_script(redis)(
+    applied, _, cursor = await apply_script(redis)(
         keys=[TenantKeys(tenant.id).anchor],
         args=[
             now_ms,
@@ -80,7 +95,7 @@ async def apply_batch(
             DEFAULT_THRESHOLD_MS,
         ],
     )
-    return int(applied)
+    return int(applied), cursor.decode() if isinstance(cursor, bytes) else str(cursor)
 
 
 async def drain(
@@ -93,16 +108,13 @@ async def drain(
     modes = (True, False) if claim else (False,)
     for mode in modes:
         while True:
-            n = await apply_batch(
-                engine.redis,
-                engine.tenant,
-                engine.clock.now_ms(),
-                consumer=name,
-                batch=batch,
-                claim=mode,
+            n, cursor = await _apply(
+                engine.redis, engine.tenant, engine.clock.now_ms(), name, batch, mode
             )
             total += n
-            if n < batch:
+            # claiming: XAUTOCLAIM's COUNT includes ids deleted from the stream, so a
+            # short (even empty) batch does not mean the end; its cursor does
+            if (mode and cursor in ("0-0", "")) or (not mode and n < batch):
                 break
             await asyncio.sleep(0)  # let the process serve requests between batches
     return total

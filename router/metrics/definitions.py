@@ -1,8 +1,8 @@
 """The metric formulas: one definition of each for the whole product.
 
-Live metrics (router/metrics/query.py), replay reports and vendor scorecards all
-compute their figures here, from counters, so the same words always mean the
-same numbers. docs/metrics.md states each definition and its edge cases.
+Live metrics (router/metrics/query.py) compute their figures here, from
+counters, and replay reports and vendor scorecards will too, so the same words
+always mean the same numbers. docs/metrics.md states each definition and its edge cases.
 
 Every ratio is None (JSON null) when its denominator is zero: "no data" is not
 0 % or 100 %.
@@ -13,10 +13,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TypedDict
 
+from ..config.model import QueueConfig, SlaKind
+from ..sla import main_kind
+
 # Counter names, as the consumer script writes them (`q:<queue>:<name>`, `p:<pool>:<name>`).
 OFFERED = "off"  # contacts that entered the queue, once per contact per queue
 ANSWERED = "ans"  # first assignment of a contact in the queue (pools: every assignment)
-ANSWERED_WITHIN = "ans_t"  # ... with wait_ms <= the queue's service-level threshold
+# ... with wait_ms <= the queue's T; on a first-response queue, instead: first
+# responses (contact.responded, or the completion without one) within T
+ANSWERED_WITHIN = "ans_t"
 WAIT_MS = "wait"  # sum of wait_ms of those answers (ASA)
 ABANDONED = "abn"  # contact.abandoned
 ABANDONED_IN_GRACE = "abn_g"  # ... with wait_ms <= the tenant's abandon grace
@@ -46,6 +51,19 @@ Counters = Mapping[str, int]
 class ServiceLevel(TypedDict):
     threshold_s: float | None
     value: float | None
+
+
+def service_clock(queue: QueueConfig) -> tuple[SlaKind, float]:
+    """The clock a queue's service level follows, and its T in seconds: the queue's
+    main SLA clock. First response when the queue runs SLA timers (it has an `sla`
+    table) and serves no live channel: T = `first_response_s`, else `threshold_s`.
+    Otherwise the answer clock: T = `threshold_s` (a queue mixing live and other
+    channels reports one figure, so it keeps the answer clock)."""
+    sla = queue.sla
+    if sla.timed and all(main_kind(ch) is SlaKind.FIRST_RESPONSE for ch in queue.channels):
+        first = sla.first_response_s
+        return SlaKind.FIRST_RESPONSE, sla.threshold_s if first is None else first
+    return SlaKind.ANSWER, sla.threshold_s
 
 
 def _clamp01(v: float) -> float:

@@ -125,7 +125,12 @@ async def _agents_by_status(engine: Engine) -> dict[str, dict[str, int]]:
     return out
 
 
-async def _alerts(engine: Engine, queues: set[str]) -> list[dict[str, Any]]:
+async def _alerts(
+    engine: Engine, queues: Mapping[str, QueueConfig], scope: Scope
+) -> list[dict[str, Any]]:
+    """The latest alerts of the visible queues. For a pool-scoped reader, the contact
+    id only when its pool was eligible at the contact's stage when the alert fired
+    (else null): a vendor does not learn ids of contacts it could not be offered."""
     raw = await engine.redis.lrange(TenantKeys(engine.tenant.id).metrics_alerts, 0, ALERTS_MAX - 1)
     out = []
     for item in raw:
@@ -133,8 +138,19 @@ async def _alerts(engine: Engine, queues: set[str]) -> list[dict[str, Any]]:
             alert = json.loads(item)
         except ValueError:
             continue
-        if isinstance(alert, dict) and alert.get("queue") in queues:
-            out.append(alert)
+        if not isinstance(alert, dict):
+            continue
+        q = queues.get(str(alert.get("queue")))
+        if q is None:
+            continue
+        stage = alert.pop("stage", None)
+        if scope.pool is not None and not (
+            isinstance(stage, int)
+            and 0 <= stage < len(q.stages)
+            and scope.pool in q.pools_at(stage)
+        ):
+            alert["contact"] = None
+        out.append(alert)
     return out
 
 
@@ -161,11 +177,12 @@ async def snapshot(
     lives = await asyncio.gather(*(engine.queue_snapshot(q.id) for q in queues))
     out_q: dict[str, Any] = {}
     for q, live in zip(queues, lives, strict=True):
-        figures = d.queue_figures(per_queue.get(q.id, {}), q.sla.threshold_s)
+        figures = d.queue_figures(per_queue.get(q.id, {}), d.service_clock(q)[1])
         out_q[q.id] = {
             "title": q.name or q.id,
             "channels": list(q.channels),
             "waiting": live["waiting"],
+            "held": live["held"],
             "longest_wait_s": live["longest_wait_s"],
             **figures,
             "service_level_target": q.sla.target,
@@ -187,7 +204,7 @@ async def snapshot(
         "window": {"name": window, "from": start, "to": now},
         "queues": out_q,
         "pools": out_p,
-        "alerts": await _alerts(engine, set(out_q)),
+        "alerts": await _alerts(engine, {q.id: q for q in queues}, scope),
     }
 
 
@@ -218,7 +235,7 @@ async def history(
                 "from": s,
                 "to": s + QUARTER_MS,
                 "queues": {
-                    q.id: d.queue_figures(per_queue.get(q.id, {}), q.sla.threshold_s)
+                    q.id: d.queue_figures(per_queue.get(q.id, {}), d.service_clock(q)[1])
                     for q in queues
                 },
                 "pools": {p.id: d.pool_figures(per_pool.get(p.id, {})) for p in pools},

@@ -98,7 +98,20 @@ class WebhookSender:
         wh = engine.tenant.webhooks
         lease_ms = round(wh.timeout_s * 1000) + LEASE_MARGIN_MS
         self._takes += 1  # a fresh token prefix per take: tokens never repeat
-        taken = await store.take(wanted, lease_ms, f"{self.prefix}.{self._takes}")
+        taken, dead = await store.take(
+            wanted,
+            lease_ms,
+            f"{self.prefix}.{self._takes}",
+            max_attempts=wh.max_attempts,
+            dead_letter_ms=round(wh.dead_letter_days * 86_400_000),
+        )
+        for did in dead:
+            log.warning(
+                "webhook %s: dead letter after %d attempts: no outcome recorded for the last "
+                "(its sender stopped or lost its lease)",
+                did,
+                wh.max_attempts,
+            )
         for t in taken:
             key = (tid, t.sub)
             self._inflight[key] = self._inflight.get(key, 0) + 1

@@ -28,7 +28,14 @@ from ..store.scripts import script_error, script_source
 GROUP = "webhooks"  # the consumer group on the tenant stream
 DEAD_LETTER_CAP = 10_000  # dead letters kept per tenant at most (oldest dropped first)
 MAX_RUNTIME_SUBSCRIPTIONS = 100
-SCRIPTS = ("webhook_enqueue", "webhook_take", "webhook_result", "webhook_dead", "webhook_purge")
+SCRIPTS = (
+    "webhook_enqueue",
+    "webhook_take",
+    "webhook_result",
+    "webhook_dead",
+    "webhook_purge",
+    "webhook_subscribe",
+)
 
 
 @functools.cache
@@ -63,6 +70,18 @@ class Subscription:
 def from_config(sub: WebhookSubscription) -> Subscription:
     secret = os.environ.get(sub.secret_env) or None
     return Subscription(sub.id, sub.url, sub.events, "config", secret, sub.secret_env)
+
+
+@dataclass(frozen=True)
+class Drops:
+    """Deliveries not stored because the subscription had `max_pending` waiting: how
+    many, and the first and last event ids (replay that range from the stream)."""
+
+    count: int
+    first_event: str
+    last_event: str
+    first_ms: int
+    last_ms: int
 
 
 @dataclass(frozen=True)
@@ -118,13 +137,23 @@ class WebhookStore:
     async def runtime_count(self) -> int:
         return int(await self.redis.hlen(self.keys.webhook_subs))
 
-    async def create(self, sub_id: str, url: str, events: Sequence[str]) -> Subscription | None:
-        """A runtime subscription with a new secret; None if the id is taken."""
+    async def create(
+        self,
+        sub_id: str,
+        url: str,
+        events: Sequence[str],
+        limit: int = MAX_RUNTIME_SUBSCRIPTIONS,
+    ) -> Subscription | Literal["exists", "full"]:
+        """A runtime subscription with a new secret, or why not: the id is taken, or
+        there are `limit` already (checked in the script that writes it)."""
         secret = "whsec_" + secrets.token_urlsafe(32)
         now = self.clock.now_ms()
         data = {"url": url, "events": list(events), "secret": secret, "created": now}
-        if not await self.redis.hsetnx(self.keys.webhook_subs, sub_id, json.dumps(data)):
-            return None
+        done = int(await self._run("webhook_subscribe", sub_id, json.dumps(data), limit))
+        if done == 0:
+            return "exists"
+        if done < 0:
+            return "full"
         return Subscription(sub_id, url, tuple(events), "api", secret, created_ms=now)
 
     async def delete(self, sub_id: str) -> tuple[bool, int]:
@@ -149,35 +178,70 @@ class WebhookStore:
             pipe.zcard(self.keys.webhook_due(sid))
         return {sid: int(n) for sid, n in zip(sub_ids, await pipe.execute(), strict=True)}
 
+    async def drops(self, sub_ids: Sequence[str]) -> dict[str, Drops | None]:
+        """Per subscription, the deliveries dropped at its `max_pending` cap, if any."""
+        pipe = self.redis.pipeline(transaction=False)
+        for sid in sub_ids:
+            pipe.hgetall(self.keys.webhook_dropped(sid))
+        out: dict[str, Drops | None] = {}
+        for sid, raw in zip(sub_ids, await pipe.execute(), strict=True):
+            h = {_s(a): _s(b) for a, b in raw.items()}
+            out[sid] = (
+                Drops(
+                    int(h["count"]),
+                    h.get("first", ""),
+                    h.get("last", ""),
+                    int(h.get("first_at") or 0),
+                    int(h.get("last_at") or 0),
+                )
+                if h.get("count")
+                else None
+            )
+        return out
+
     async def active(self) -> set[str]:
         """Subscriptions with deliveries waiting."""
         return {_s(s) for s in await self.redis.smembers(self.keys.webhook_active)}
 
     # -- deliveries ------------------------------------------------------------
 
-    async def enqueue(self, entries: Sequence[tuple[str, str, str, Sequence[str]]]) -> int:
+    async def enqueue(
+        self,
+        entries: Sequence[tuple[str, str, str, Sequence[str]]],
+        max_pending: int,
+    ) -> tuple[int, dict[str, int]]:
         """XACK each (entry id, type, body, subscriptions) and enqueue its deliveries,
-        the first time it is acknowledged only. Returns deliveries enqueued."""
-        args: list[Any] = [GROUP, len(entries)]
+        the first time it is acknowledged only, while the subscription has fewer than
+        `max_pending`. Returns (deliveries enqueued, {subscription: deliveries dropped})."""
+        args: list[Any] = [GROUP, max_pending, len(entries)]
         for eid, etype, body, subs in entries:
             args += [eid, etype, body, len(subs), *subs]
-        _, enqueued = await self._run("webhook_enqueue", *args)
-        return int(enqueued)
+        _, enqueued, flat = await self._run("webhook_enqueue", *args)
+        dropped = {_s(flat[i]): int(flat[i + 1]) for i in range(0, len(flat), 2)}
+        return int(enqueued), dropped
 
     async def take(
-        self, wanted: Sequence[tuple[str, int]], lease_ms: int, prefix: str
-    ) -> list[Taken]:
-        args: list[Any] = [lease_ms, prefix]
+        self,
+        wanted: Sequence[tuple[str, int]],
+        lease_ms: int,
+        prefix: str,
+        *,
+        max_attempts: int,
+        dead_letter_ms: int,
+    ) -> tuple[list[Taken], list[str]]:
+        """Lease due deliveries: (those to send now, ids dead-lettered instead because
+        they already had `max_attempts` attempts without an outcome)."""
+        args: list[Any] = [lease_ms, prefix, max_attempts, dead_letter_ms, DEAD_LETTER_CAP]
         for sid, n in wanted:
             args += [sid, n]
-        flat = await self._run("webhook_take", *args)
+        flat, dead = await self._run("webhook_take", *args)
         out: list[Taken] = []
         for i in range(0, len(flat), 6):
             did, sub, event, etype, body, attempt = flat[i : i + 6]
             body = body if isinstance(body, bytes) else str(body).encode()
             n = int(attempt)
             out.append(Taken(_s(did), _s(sub), _s(event), _s(etype), body, n, f"{prefix}:{n}"))
-        return out
+        return out, [_s(d) for d in dead]
 
     async def result(
         self,

@@ -235,3 +235,101 @@ async def test_a_caller_who_leaves_twilios_queue_abandons_the_contact(make_api: 
     assert status == 200 and "<Enqueue" not in text
     call = await _contact(api, "CA5bbf4ac2b5a6e0f3c2d1e0f9a8b7c6d5")
     assert call["state"] == "abandoned"
+
+
+# -- closed queues (when_closed = "refuse") ---------------------------------------------
+
+# 1970-01-01 (the virtual clock's epoch) is a Thursday: this calendar is closed then
+SHUT = '\n[calendars.shut]\ntimezone = "UTC"\nhours = { mon = ["09:00-10:00"] }\n'
+CLOSED_BODY = (
+    BODY.replace("[queues.voice]\n", '[queues.voice]\nhours = "shut"\nwhen_closed = "refuse"\n')
+    .replace("[queues.msgs]\n", '[queues.msgs]\nhours = "shut"\nwhen_closed = "refuse"\n')
+    .replace("[queues.chat]\n", '[queues.chat]\nhours = "shut"\nwhen_closed = "refuse"\n')
+    + SHUT
+)
+
+
+async def _closed_api(make_api: ApiFactory, closed_message: str | None = None) -> Api:
+    extra = PROVIDERS
+    if closed_message is not None:
+        extra = extra.replace(
+            'hold_message = "Please hold"\n',
+            f'hold_message = "Please hold"\nclosed_message = "{closed_message}"\n',
+        )
+    return await make_api(CLOSED_BODY, extra=extra)
+
+
+async def _ignored(api: Api) -> list[dict[str, str]]:
+    eng = api.service.engines[api.tenant]
+    raw = await eng.redis.xrange(eng.keys.events)
+    evs = [{k.decode(): v.decode() for k, v in f.items()} for _, f in raw]
+    return [e for e in evs if e["type"] == "inbound.ignored"]
+
+
+async def test_a_twilio_call_to_a_closed_queue_hears_the_closed_message(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await _closed_api(make_api, "We open on Monday at nine")
+    status, ctype, text = await _twilio(api, "voice", _fixture("twilio", "voice_incoming.form"))
+    assert (status, ctype) == (200, "text/xml"), text
+    assert text.endswith("<Response><Say>We open on Monday at nine</Say><Hangup/></Response>")
+    assert not [k async for k in redis.scan_iter(match=f"sb:{{{api.tenant}}}:c:*")]
+    (ev,) = await _ignored(api)
+    assert (ev["channel"], ev["reason"], ev["provider"], ev["external_id"]) == (
+        "voice",
+        "queue_closed",
+        "twilio",
+        "CA5bbf4ac2b5a6e0f3c2d1e0f9a8b7c6d5",
+    )
+    assert await api.service.engines[api.tenant].ignored_counts() == {"voice:queue_closed": 1}
+
+
+async def test_the_default_closed_message(make_api: ApiFactory) -> None:
+    api = await _closed_api(make_api)
+    _, _, text = await _twilio(api, "voice", _fixture("twilio", "voice_incoming.form"))
+    assert "<Say>Sorry, we are closed right now." in text and text.endswith("<Hangup/></Response>")
+
+
+async def test_a_twilio_sms_to_a_closed_queue_is_acknowledged_and_ignored(
+    make_api: ApiFactory,
+) -> None:
+    api = await _closed_api(make_api)
+    status, ctype, text = await _twilio(api, "sms", _fixture("twilio", "sms_inbound_media.form"))
+    assert (status, ctype) == (200, "text/xml") and text.endswith("<Response/>")
+    (ev,) = await _ignored(api)
+    assert (ev["channel"], ev["reason"], ev["provider"]) == ("sms", "queue_closed", "twilio")
+
+
+async def test_a_meta_message_to_a_closed_queue_is_acknowledged_and_ignored(
+    make_api: ApiFactory,
+) -> None:
+    api = await _closed_api(make_api)
+    raw = _fixture("meta", "whatsapp_text.json").encode()
+    r = await api.client.post(
+        f"/v1/webhooks/{api.tenant}/meta", data=raw, headers={"X-Hub-Signature-256": _meta_sig(raw)}
+    )
+    assert r.status == 200, await r.text()
+    assert (await r.json())["results"] == [
+        {"id": None, "state": None, "queue": None, "reason": "queue_closed", "status": 202}
+    ]
+    (ev,) = await _ignored(api)
+    assert (ev["channel"], ev["reason"], ev["provider"]) == ("social", "queue_closed", "meta")
+
+
+async def test_platform_endpoints_keep_the_closed_problem(make_api: ApiFactory) -> None:
+    """The chat and voice JSON endpoints answer 409 with the opening: the platform
+    plays its own closed message. Nothing is recorded as ignored."""
+    api = await _closed_api(make_api)
+    ev = {"type": "chat.started", "session_id": "S-1", "customer": {"name": "Ann"}, "text": "hi"}
+    r = await api.client.post("/v1/channels/chat", json=ev, headers=api.auth("ingest"))
+    assert (r.status, r.content_type) == (409, PROBLEM)
+    body = await r.json()
+    assert (body["reason"], body["queue"], body["opens_at"]) == (
+        "queue_closed",
+        "chat",
+        "1970-01-05T09:00:00.000Z",
+    )
+    call = {"type": "call.queued", "call_id": "pbx-1", "from": "+34911222333", "to": "100"}
+    r = await api.client.post("/v1/channels/voice", json=call, headers=api.auth("ingest"))
+    assert (r.status, (await r.json())["reason"]) == (409, "queue_closed")
+    assert await _ignored(api) == []

@@ -24,6 +24,14 @@ channel = "chat"
 pools = ["inhouse"]
 hours = "mondays"
 when_closed = "refuse"
+
+[queues.mail_hours]
+channel = "email"
+pools = ["inhouse"]
+hours = "mondays"
+
+[queues.mail_hours.sla]
+first_response_s = 600
 """
 )
 
@@ -136,3 +144,36 @@ async def test_closed_queue_refuses_with_reason_and_opening(make_api: ApiFactory
     )
     assert body["opens_at"] == "1970-01-05T09:00:00.000Z"
     assert body["opens_at_ms"] == 4 * 86_400_000 + 9 * 3_600_000
+
+
+async def test_a_held_contact_waits_from_the_opening(make_api: ApiFactory) -> None:
+    """Mail held from Thursday to Monday's opening and answered 60 s later: the
+    view shows the arrival apart, and the wait, and so the SLA, from the opening."""
+    api = await make_api(BODY)
+    arrived = api.clock.now_ms()
+    r = await api.client.post(
+        "/v1/contacts", json={"channel": "email", "queue": "mail_hours"}, headers=api.auth("ingest")
+    )
+    assert r.status == 201, await r.text()
+    cid = (await r.json())["id"]
+    api.clock.set_ms(4 * 86_400_000 + 9 * 3_600_000)  # Monday 09:00 UTC
+    await api.service.engines[api.tenant].run_due_timers()
+    api.clock.advance(60)
+    r = await api.client.put(
+        "/v1/agents/a1",
+        json={"pool": "inhouse", "capacity": {"email": 1}, "status": "available"},
+        headers=api.auth("admin"),
+    )
+    assert r.status in (200, 201)
+    r = await api.client.post(f"/v1/offers/{cid}/accept", headers=api.auth("a1"))
+    assert r.status == 200, await r.text()
+    r = await api.client.post(f"/v1/contacts/{cid}/respond", headers=api.auth("a1"))
+    assert r.status == 200, await r.text()
+    view = await (
+        await api.client.get(f"/v1/contacts/{cid}", headers=api.auth("supervisor"))
+    ).json()
+    assert view["arrived_at"] == "1970-01-01T00:16:40.000Z" and arrived == 1_000_000
+    assert view["created_at"] == "1970-01-05T09:00:00.000Z"
+    assert (view["sla"]["status"], view["sla"]["answered_in_s"]) == ("met", 60.0)
+    (responded,) = await _responded(api)
+    assert responded["response_ms"] == "60000"

@@ -12,6 +12,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from router.webhooks import verify
+from router.webhooks.store import MAX_RUNTIME_SUBSCRIPTIONS
 
 from .conftest import Api, ApiFactory
 
@@ -58,9 +59,9 @@ async def sink() -> AsyncIterator[Sink]:
     await s.server.close()
 
 
-def _config(url: str, max_attempts: int = 3) -> str:
+def _config(url: str, max_attempts: int = 3, max_pending: int = 1000) -> str:
     return (
-        f"[webhooks]\nmax_attempts = {max_attempts}\n"
+        f"[webhooks]\nmax_attempts = {max_attempts}\nmax_pending = {max_pending}\n"
         f'[[webhooks.subscriptions]]\nid = "crm"\nurl = "{url}"\n'
         f'events = ["sla.*"]\nsecret_env = "{ENV}"\n'
     )
@@ -84,6 +85,8 @@ async def test_list_create_and_delete_subscriptions(make_api: ApiFactory, sink: 
             "secret_env": ENV,
             "created_at": None,
             "pending": 0,
+            "dropped": 0,
+            "dropped_events": None,
         }
     ]
     new = {"id": "ops", "url": sink.url("/ops"), "events": ["contact.assigned", "sla.*"]}
@@ -277,3 +280,48 @@ async def test_a_slow_receiver_does_not_slow_the_api(make_api: ApiFactory, sink:
         assert len(sink.got) <= 4
     finally:
         hold.set()
+
+
+async def test_simultaneous_creates_never_exceed_the_limit(make_api: ApiFactory) -> None:
+    api = await make_api()
+    assert api.service.webhooks is not None
+    store = api.service.webhooks.store(api.tenant)
+    for i in range(MAX_RUNTIME_SUBSCRIPTIONS - 3):
+        assert not isinstance(await store.create(f"s{i}", "https://x.example/", ["*"]), str)
+
+    async def create(i: int) -> int:
+        new = {"id": f"new{i}", "url": "https://x.example/", "events": ["*"]}
+        status, body = await _json(api, "POST", "/v1/admin/webhooks", json=new)
+        if status == 409:
+            assert f"at most {MAX_RUNTIME_SUBSCRIPTIONS}" in body["detail"]
+        return int(status)
+
+    statuses = await asyncio.gather(*(create(i) for i in range(12)))
+    assert sorted(statuses) == [201] * 3 + [409] * 9
+    assert await store.runtime_count() == MAX_RUNTIME_SUBSCRIPTIONS
+    status, body = await _json(api, "GET", "/v1/admin/webhooks")
+    assert status == 200 and len(body["subscriptions"]) == MAX_RUNTIME_SUBSCRIPTIONS
+
+
+async def test_deliveries_past_max_pending_are_shown_as_dropped(
+    make_api: ApiFactory, sink: Sink, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(ENV, "config-secret")
+    api = await make_api(extra=_config(sink.url("/crm"), max_pending=1))
+    sink.statuses = [500] * 10  # the first delivery fails and waits 30 s (virtual) to retry
+    fields: dict[Any, Any] = {"v": "1", "type": "sla.breached", "at": "0", "contact": "c1"}
+    assert api.service.redis is not None
+    events = api.service.engines[api.tenant].keys.events
+    ids = [await api.service.redis.xadd(events, fields) for _ in range(4)]
+    async with asyncio.timeout(5):
+        while True:
+            _, body = await _json(api, "GET", "/v1/admin/webhooks")
+            [crm] = body["subscriptions"]
+            if crm["dropped"] == 3:
+                break
+            await asyncio.sleep(0.05)
+    assert crm["pending"] == 1
+    trace = crm["dropped_events"]
+    assert trace["first_event_id"] == ids[1].decode()
+    assert trace["last_event_id"] == ids[3].decode()
+    assert trace["first_at"].endswith("Z") and trace["last_at"] >= trace["first_at"]

@@ -323,8 +323,30 @@ CASES: list[tuple[str, str, str]] = [
     ),
     (
         "closed_queue with wait",
-        doc(top=CAL, queues=queue(hours='"office"', closed_queue='"q2"') + queue("q2")),
+        doc(
+            top=CAL,
+            queues=queue(hours='"office"', closed_queue='"q2"', channel='"email"')
+            + queue("q2", channel='"email"'),
+        ),
         f'{Q}.closed_queue: only allowed when when_closed = "overflow"',
+    ),
+    (
+        "live channel held by default",
+        doc(top=CAL, queues=queue(hours='"office"')),
+        f'{Q}.when_closed: defaults to "wait", but the queue serves the live channel '
+        "'voice': a caller cannot be held until the opening; use \"overflow\" "
+        '(with closed_queue) or "refuse"',
+    ),
+    (
+        "live channel held explicitly",
+        doc(
+            top=CAL,
+            queues=queue(
+                hours='"office"', when_closed='"wait"', channels='["email", "chat"]'
+            ).replace('channel = "voice"\n', ""),
+        ),
+        f"{Q}.when_closed: is \"wait\", but the queue serves the live channel 'chat': a "
+        'caller cannot be held until the opening; use "overflow" (with closed_queue) or "refuse"',
     ),
     (
         "closed_queue itself",
@@ -367,3 +389,34 @@ def test_demo_has_calendar_hours_and_policies() -> None:
     )
     assert t.queues["support_voice_es"].when_closed is ClosedAction.REFUSE
     assert t.queues["support_chat"].hours is None  # the quickstart's queue is always open
+
+
+TWILIO = '\n[providers.twilio]\nauth_token_env = "TW_TOKEN"\n'
+
+
+def test_twilio_closed_message() -> None:
+    """What a caller hears before the hang-up when the call's queue is closed."""
+    default = load(doc(queues=queue() + TWILIO)).tenants["t1"].twilio
+    assert default is not None and default.closed_message.startswith("Sorry, we are closed")
+    own = load(doc(queues=queue() + TWILIO + 'closed_message = "Closed until 9"\n'))
+    assert own.tenants["t1"].twilio is not None
+    assert own.tenants["t1"].twilio.closed_message == "Closed until 9"
+    assert error_of(doc(queues=queue() + TWILIO + 'closed_message = " "\n')) == (
+        f"{SRC}: providers.twilio.closed_message: must be 1-1000 characters"
+    )
+
+
+def test_live_channel_with_hours_may_refuse_or_overflow() -> None:
+    t = load(
+        doc(
+            top=CAL,
+            queues=queue(hours='"office"', when_closed='"refuse"')
+            + queue("q2", hours='"office"', when_closed='"overflow"', closed_queue='"q1"')
+            + queue("q3", channel='"email"', hours='"office"'),
+        )
+    ).tenants["t1"]
+    assert [t.queues[q].when_closed for q in ("q1", "q2", "q3")] == [
+        ClosedAction.REFUSE,
+        ClosedAction.OVERFLOW,
+        ClosedAction.WAIT,
+    ]

@@ -201,6 +201,13 @@ async def test_sla_breaches_and_warnings_are_highlighted_as_they_happen(
         "() => !document.querySelector(\"tr[data-queue='hot']\").classList.contains('breach')"
     )
     await tab.screenshot(tmp_path, "dashboard-alerts.png")
+
+    # a vendor-scoped token gets alerts without the contact id: none is made up
+    scoped = {**breach("hot", "x", at + 200_500), "contact": None}
+    stub.stream.send(snapshot(queues, alerts=[scoped, *alerts], at=at + 201_000))
+    await tab.wait_for("() => document.querySelectorAll('#alert-feed li').length === 3")
+    first = await text(tab, "#alert-feed li:first-child")
+    assert first.endswith("Breach hot: answer SLA"), first
     assert tab.errors == []
 
 

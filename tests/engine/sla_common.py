@@ -14,11 +14,12 @@ from .test_transitions import events
 MONDAY_10 = int(datetime(2026, 11, 23, 10, tzinfo=UTC).timestamp() * 1000)
 H = 3_600_000
 
-SLA_BODY = """
+# Routing without presence timeouts or missed-offer penalties, an in-house pool and
+# a nearshore vendor pool: the start of every SLA test tenant.
+BASE = """
 [routing]
 presence_timeout_s = 0
 max_missed_offers = 0
-wrap_up_s = { chat = 0, email = 0, voice = 0 }
 
 [pools.inhouse]
 
@@ -26,6 +27,15 @@ wrap_up_s = { chat = 0, email = 0, voice = 0 }
 kind = "outsourced"
 vendor = "Near Co"
 location = "nearshore"
+"""
+
+SLA_BODY = (
+    BASE
+    + """
+[routing.wrap_up_s]
+chat = 0
+email = 0
+voice = 0
 
 [calendars.office]
 timezone = "UTC"
@@ -72,6 +82,7 @@ channel = "chat"
 pools = ["inhouse"]
 offer_timeout_s = 1000
 """
+)
 
 
 def chat(**kw: Any) -> NewContact:

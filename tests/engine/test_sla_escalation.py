@@ -7,19 +7,11 @@ from router.model import AgentStatus, ContactState
 
 from ..conftest import EngineFactory
 from ..factories import agent
-from .sla_common import SLA_EVENTS, chat, typed
+from .sla_common import BASE, SLA_EVENTS, chat, typed
 
-BODY = """
-[routing]
-presence_timeout_s = 0
-max_missed_offers = 0
-
-[pools.inhouse]
-
-[pools.near]
-kind = "outsourced"
-vendor = "Near Co"
-location = "nearshore"
+BODY = (
+    BASE
+    + """
 
 [queues.chat]
 channel = "chat"
@@ -44,6 +36,7 @@ channel = "chat"
 pools = ["near"]
 offer_timeout_s = 1000
 """
+)
 
 
 def body(*escalations: str) -> str:
@@ -68,6 +61,7 @@ async def test_raise_priority_rescores_the_waiting_contact(make_engine: EngineFa
     assert [
         (e["contact"], e["action"], e["sla"], e["level"], e["to"], e["webhook"]) for e in evs
     ] == [("late", "raise_priority", "answer", "warning", "2", "")]
+    assert evs[0]["priority"] == "2"  # the event shows the raised priority
     # the first free agent takes the escalated contact
     await eng.upsert_agent(agent("a1", capacity={"chat": 1}), AgentStatus.AVAILABLE)
     assert (await eng.get_contact("late")).agent == "a1"
@@ -159,3 +153,26 @@ async def test_no_escalation_once_answered(make_engine: EngineFactory) -> None:
     await eng.run_due_timers()
     assert await typed(eng, *SLA_EVENTS, "contact.escalated") == []
     assert (await eng.get_contact("c1")).queue == "chat"
+
+
+async def test_reopen_uses_the_arrival_priority(make_engine: EngineFactory) -> None:
+    """A raise_priority escalation does not change the targets of a reopened
+    conversation: it arrives again with its arrival priority (0: 20 s, not the
+    5000 s of priority >= 1), and that priority is restored for routing."""
+    clock = VirtualClock()
+    eng = await make_engine(body('on = "warning"\naction = "raise_priority"\nby = 2'), clock)
+    await eng.create_contact(chat(id="c1"))
+    clock.advance(16)
+    await eng.run_due_timers()
+    assert (await eng.get_contact("c1")).priority == 2
+    await eng.upsert_agent(agent("a1", capacity={"chat": 1}), AgentStatus.AVAILABLE)
+    await eng.accept("c1", "a1")
+    await eng.complete("c1", "a1")
+    await eng.set_agent_status("a1", "away")
+    clock.advance(10)
+    t1 = clock.now_ms()
+    outcome, _ = await eng.message("c1", "message", '{"kind": "message"}', 3_600_000, 10)
+    assert outcome == "reopened"
+    c = await eng.get_contact("c1")
+    assert c.priority == 0
+    assert c.sla_clocks["a"][:2] == (t1 + 20_000, 20_000)

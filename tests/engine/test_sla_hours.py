@@ -7,6 +7,7 @@ import pytest
 from router.clock import VirtualClock
 from router.errors import QueueClosed
 from router.model import AgentStatus, ContactState, NewContact
+from router.sla import SlaStatus, sla_of
 
 from ..conftest import EngineFactory
 from ..factories import agent
@@ -170,3 +171,78 @@ async def test_idempotent_retry_after_closing_gets_the_first_contact(
     assert (again.duplicate, again.contact_id) == (True, "c1")
     with pytest.raises(QueueClosed):
         await eng.create_contact(NewContact(channel="chat", queue="chat", idempotency_key="k2"))
+
+
+async def test_supervisor_cannot_offer_a_held_contact(make_engine: EngineFactory) -> None:
+    """A push of a held contact would bypass the queue's hours: refused (409) with
+    the opening; nothing changes, and the opening still releases it."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    await eng.upsert_agent(agent("a1", capacity={"email": 1}), AgentStatus.AVAILABLE)
+    err = await fails_cleanly(eng, QueueClosed, eng.offer, "e1", "a1")
+    assert err.http_status == 409
+    assert err.details == {
+        "reason": "queue_closed",
+        "queue": "email",
+        "contact": "e1",
+        "opens_at": "2026-11-30T08:00:00.000Z",
+        "opens_at_ms": NEXT_MONDAY_9,
+    }
+    assert "held until queue 'email' opens at 2026-11-30T08:00:00.000Z" in err.message
+    clock.set_ms(NEXT_MONDAY_9)
+    await eng.run_due_timers()
+    c = await eng.get_contact("e1")
+    assert (c.state, c.agent) == (ContactState.RESERVED, "a1")
+
+
+async def test_held_time_is_not_waiting_time(make_engine: EngineFactory) -> None:
+    """A held contact's wait starts at the opening: `created` becomes the release
+    time (the arrival is kept in `arrived`), so wait_ms, response_ms, the SLA view
+    and a later event's `created` ignore the night it was held."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.upsert_agent(agent("a1", capacity={"email": 1}), AgentStatus.AVAILABLE)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    clock.set_ms(NEXT_MONDAY_9)
+    await eng.run_due_timers()
+    (rel,) = await typed(eng, "contact.released")
+    assert (rel["created"], rel["arrived"], rel["held_ms"]) == (
+        str(NEXT_MONDAY_9),
+        str(SATURDAY_NOON),
+        str(NEXT_MONDAY_9 - SATURDAY_NOON),
+    )
+    (reserved,) = await typed(eng, "contact.reserved")
+    assert reserved["wait_ms"] == "0"
+    clock.advance(30)
+    await eng.accept("e1", "a1")
+    (assigned,) = await typed(eng, "contact.assigned")
+    assert (assigned["wait_ms"], assigned["created"]) == ("30000", str(NEXT_MONDAY_9))
+    clock.advance(60)
+    await eng.respond("e1", "a1")
+    (responded,) = await typed(eng, "contact.responded")
+    assert responded["response_ms"] == "90000"
+    c = await eng.get_contact("e1")
+    assert (c.created_ms, c.arrived_ms) == (NEXT_MONDAY_9, SATURDAY_NOON)
+    view = sla_of(c, eng.tenant.queues["email"], clock.now_ms())
+    assert (view.status, view.answered_in_ms) == (SlaStatus.MET, 90_000)
+
+
+async def test_held_contact_leaving_the_hold_waits_from_then(make_engine: EngineFactory) -> None:
+    """Abandoned while held: it never waited (wait_ms 0). Transferred out of the
+    hold at night: its wait starts at the transfer."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e2"))
+    clock.advance(3600)
+    await eng.abandon("e1")
+    (ab,) = await typed(eng, "contact.abandoned")
+    assert ab["wait_ms"] == "0"
+    await eng.transfer("e2", queue="other")
+    (tr,) = await typed(eng, "contact.transferred")
+    assert (tr["wait_ms"], tr["created"]) == ("0", str(SATURDAY_NOON + 3_600_000))
+    c = await eng.get_contact("e2")
+    assert (c.created_ms, c.arrived_ms) == (SATURDAY_NOON + 3_600_000, SATURDAY_NOON)
+    # an ordinary contact has no separate arrival
+    assert (await eng.get_contact("e1")).arrived_ms is None

@@ -4,6 +4,10 @@ processes, none once met, business-time due dates, reopen, per-priority targets.
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+from collections import Counter
+from pathlib import Path
 
 from redis.asyncio import Redis
 
@@ -16,6 +20,8 @@ from router.timers import TimerLoop
 from ..conftest import EngineFactory
 from ..factories import agent
 from .sla_common import MONDAY_10, SLA_BODY, SLA_EVENTS, H, chat, email, typed
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_warning_then_breach_fire_on_time_once(make_engine: EngineFactory) -> None:
@@ -245,3 +251,58 @@ async def test_timers_survive_a_restart(make_engine: EngineFactory, redis_url: s
     finally:
         await r.aclose()
     assert [e["type"] for e in await typed(eng, *SLA_EVENTS)] == ["sla.warning", "sla.breached"]
+
+
+async def test_exactly_once_with_os_processes(make_engine: EngineFactory, redis_url: str) -> None:
+    """Three real processes run the timer loop for one tenant at the same time,
+    over the same schedule: each clock of each contact warns once and breaches once."""
+    clock = VirtualClock()
+    eng = await make_engine(SLA_BODY, clock)
+    t0 = clock.now_ms()
+    for i in range(120):
+        await eng.create_contact(chat(id=f"c{i}", priority=i % 10))
+        clock.advance(0.05)
+    for i in range(30):
+        await eng.create_contact(email(id=f"e{i}"))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    procs = [
+        await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "tests.engine.sla_timer_proc",
+            redis_url,
+            eng.tenant.id,
+            str(t0),
+            "3",
+            cwd=ROOT,
+            env=env,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        for _ in range(3)
+    ]
+    try:
+        async with asyncio.timeout(60):
+            for p in procs:
+                assert p.stdout is not None
+                assert await p.stdout.readline() == b"ready\n"
+            for p in procs:  # all at once
+                assert p.stdin is not None
+                p.stdin.write(b"go\n")
+                await p.stdin.drain()
+            outs = [await p.communicate() for p in procs]
+    finally:
+        for p in procs:
+            if p.returncode is None:
+                p.kill()
+                await p.wait()
+    assert [p.returncode for p in procs] == [0, 0, 0]
+    applied = [int(out.split()[1]) for out, _ in outs]
+    evs = await typed(eng, *SLA_EVENTS)
+    fired = Counter((e["contact"], e["sla"], e["type"]) for e in evs)
+    expected = {(f"c{i}", "answer") for i in range(120)}
+    expected |= {(f"e{i}", kind) for i in range(30) for kind in ("first_response", "resolution")}
+    assert set(fired) == {(c, k, t) for c, k in expected for t in SLA_EVENTS}
+    assert set(fired.values()) == {1}, [k for k, n in fired.items() if n > 1]
+    assert sum(applied) >= len(evs)  # the processes did the work, and shared it
+    assert await eng.redis.zcard(eng.keys.timers) == 0

@@ -199,3 +199,22 @@ async def test_pending_entries_left_by_another_reader_are_claimed_once(
     await engine.redis.xreadgroup(GROUP, "old", {engine.keys.events: ">"}, count=150)
     assert await drain(engine, consumer="b") == 400
     await _assert_exact(engine)
+
+
+async def test_the_claim_pass_reads_past_entries_deleted_while_pending(
+    make_engine: EngineFactory,
+) -> None:
+    """XAUTOCLAIM's COUNT includes the ids of entries deleted from the stream: a call
+    can claim no live entry while more are pending. The claim pass goes on until
+    XAUTOCLAIM's cursor says nothing is left."""
+    clock = VirtualClock(T0 + SPAN_MS)
+    engine = await make_engine(METRICS_BODY, clock)
+    await _fill(engine, 200, seed=4)
+    await apply_batch(engine.redis, engine.tenant, clock.now_ms(), consumer="a", batch=20)
+    read = await engine.redis.xreadgroup(GROUP, "old", {engine.keys.events: ">"}, count=60)
+    pending = [entry_id for entry_id, _ in read[0][1]]
+    await engine.redis.xdel(engine.keys.events, *pending[:30])  # the first 30 pending
+    assert await drain(engine, consumer="b", batch=10) == 200 - 20 - 30
+    info = {g["name"].decode(): g for g in await engine.redis.xinfo_groups(engine.keys.events)}
+    assert info[GROUP]["pending"] == 0
+    await _assert_exact(engine)

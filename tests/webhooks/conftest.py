@@ -108,14 +108,17 @@ HooksFactory = Callable[..., Awaitable[Hooks]]
 async def make_hooks(
     make_engine: EngineFactory, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[HooksFactory]:
-    """`await make_hooks(subscriptions_toml, max_attempts=3)`: an engine on a fresh
+    """`await make_hooks(subscriptions_toml, max_attempts=3, max_pending=1000)`: an engine on a fresh
     tenant with these subscriptions, its consumer group created, and a sender."""
     monkeypatch.setenv(SECRET_ENV, SECRET)
     senders: list[WebhookSender] = []
 
-    async def factory(subs: str = "", *, max_attempts: int = 3, **sender_kw: Any) -> Hooks:
+    async def factory(
+        subs: str = "", *, max_attempts: int = 3, max_pending: int = 1000, **sender_kw: Any
+    ) -> Hooks:
         clock = VirtualClock(1_700_000_000_000)
-        body = BASE_BODY + f"\n[webhooks]\nmax_attempts = {max_attempts}\ntimeout_s = 2\n" + subs
+        body = BASE_BODY + f"\n[webhooks]\nmax_attempts = {max_attempts}\ntimeout_s = 2\n"
+        body += f"max_pending = {max_pending}\n" + subs
         engine = await make_engine(body, clock)
         consumer = WebhookConsumer(engine)
         await consumer.start()

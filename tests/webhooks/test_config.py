@@ -22,10 +22,12 @@ def test_defaults_and_values() -> None:
     assert _load("") == WebhooksConfig()
     got = _load(
         "[webhooks]\nmax_attempts = 5\ntimeout_s = 2.5\ndead_letter_days = 1\n"
+        + "max_pending = 50\n"
         + SUB
         + SUB.replace('"crm"', '"ops"').replace('["sla.*", "contact.assigned"]', '["*", "*"]')
     )
     assert got.max_attempts == 5 and got.timeout_s == 2.5 and got.dead_letter_days == 1.0
+    assert got.max_pending == 50 and WebhooksConfig().max_pending == 100_000
     assert got.subscriptions == (
         WebhookSubscription(
             "crm", "https://crm.example/hook", ("sla.*", "contact.assigned"), "CRM_SECRET"
@@ -40,7 +42,16 @@ def test_defaults_and_values() -> None:
         (
             "[webhooks]\nretries = 3\n",
             "sb.toml: webhooks.retries: unknown key; allowed keys: "
-            "dead_letter_days, max_attempts, subscriptions, timeout_s",
+            "dead_letter_days, max_attempts, max_pending, subscriptions, timeout_s",
+        ),
+        ("[webhooks]\nmax_pending = 0\n", "sb.toml: webhooks.max_pending: must be >= 1"),
+        (
+            "[webhooks]\nmax_pending = 10000001\n",
+            "sb.toml: webhooks.max_pending: must be <= 10000000",
+        ),
+        (
+            '[webhooks]\nmax_pending = "many"\n',
+            "sb.toml: webhooks.max_pending: expected integer, got string 'many'",
         ),
         ("[webhooks]\nmax_attempts = 0\n", "sb.toml: webhooks.max_attempts: must be >= 1"),
         ("[webhooks]\nmax_attempts = 51\n", "sb.toml: webhooks.max_attempts: must be <= 50"),

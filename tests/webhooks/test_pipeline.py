@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import time
 from typing import Any
 
@@ -107,7 +109,9 @@ async def test_a_crashed_senders_lease_expires_and_another_sender_retries(
     await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
     await h.consumer.drain()
     store = h.sender.stores[h.engine.tenant.id]
-    [taken] = await store.take([("crm", 4)], 12_000, "dead-sender")  # then it dies
+    [taken], _ = await store.take(
+        [("crm", 4)], 12_000, "dead-sender", max_attempts=3, dead_letter_ms=60_000
+    )  # then it dies
     other = WebhookSender([h.engine])
     try:
         assert await other.run_once() == 0  # leased: nobody else sends it
@@ -121,6 +125,39 @@ async def test_a_crashed_senders_lease_expires_and_another_sender_retries(
     # the first sender wakes up late: its lease is gone, its outcome changes nothing
     assert not await store.result(taken, "retry", due_ms=h.clock.now_ms())
     assert await h.engine.redis.zcard(h.engine.keys.webhook_due("crm")) == 0
+
+
+async def test_a_delivery_whose_every_sender_dies_ends_as_a_dead_letter_unsent(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(
+        subscription_toml("crm", receiver.url("/crm"), ["contact.received"]), max_attempts=2
+    )
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    await h.consumer.drain()
+    store = h.sender.stores[h.engine.tenant.id]
+    for attempt in (1, 2):  # each sender takes it, then dies while sending
+        [taken], dead = await store.take(
+            [("crm", 4)], 12_000, f"doomed{attempt}", max_attempts=2, dead_letter_ms=60_000
+        )
+        assert taken.attempt == attempt and dead == []
+        h.clock.advance(12)
+    assert await h.sender.run_once() == 0  # attempt 3 would exceed max_attempts
+    await h.sender.drain()
+    assert receiver.at("/crm") == []
+    assert await h.engine.redis.zcard(h.engine.keys.webhook_due("crm")) == 0
+    assert await store.active() == set()
+    [letter], total = await store.dead_letters(0, 10)
+    assert total == 1 and letter["id"] == taken.id
+    assert letter["attempts"] == 2 and letter["last_status"] is None
+    assert "no outcome recorded for attempt 2" in letter["last_error"]
+    assert letter["dead_ms"] == h.clock.now_ms()
+    assert not await store.result(taken, "ok")  # the dead sender's lease is gone
+    # retried after the fix, it is sent again with fresh attempts
+    assert await store.retry_dead(taken.id)
+    await h.send()
+    [got] = receiver.at("/crm")
+    assert got.headers["Switchboard-Delivery-Attempt"] == "1"
 
 
 async def test_a_slow_receiver_blocks_neither_routing_nor_other_subscriptions(
@@ -215,3 +252,33 @@ async def test_the_sla_notify_escalation_is_delivered_end_to_end(
         ]
     finally:
         await sender.close()
+
+
+async def test_an_event_that_always_fails_to_enqueue_is_parked_not_retried_forever(
+    make_hooks: HooksFactory, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    h = await make_hooks(subscription_toml("crm", receiver.url("/crm"), ["contact.received"]))
+    for _ in range(3):
+        await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    r, k = h.engine.redis, h.engine.keys
+    received = [
+        i.decode() for i, f in await r.xrange(k.events) if f[b"type"] == b"contact.received"
+    ]
+    bad = received[1]
+    enqueue = h.consumer.store.enqueue
+
+    async def poisoned(entries: Any, max_pending: int) -> Any:
+        if any(e[0] == bad for e in entries):
+            raise ValueError("cannot enqueue this one")
+        return await enqueue(entries, max_pending)
+
+    monkeypatch.setattr(h.consumer.store, "enqueue", poisoned)
+    for _ in range(20):
+        with contextlib.suppress(ValueError):
+            await h.consumer.poll()
+    assert (await r.xpending(k.events, "webhooks"))["pending"] == 0
+    parked: Any = await r.lrange(k.stream_parked("webhooks"), 0, -1)
+    assert [json.loads(p)["id"] for p in parked] == [bad]
+    await h.send()
+    got = sorted(x.headers["Switchboard-Event-Id"] for x in receiver.at("/crm"))
+    assert got == [received[0], received[2]]  # the others were delivered

@@ -30,7 +30,13 @@ async def test_bad_arguments_raise_typed_errors_and_change_nothing(
     with pytest.raises(ValidationError, match="outcome"):
         await store._run("webhook_result", "1-0.x", "tok", "maybe", 0, "", "", 0, 0)
     with pytest.raises(ValidationError, match="lease"):
-        await store._run("webhook_take", 0, "p", "crm", 1)
+        await store._run("webhook_take", 0, "p", 3, 0, 0, "crm", 1)
+    with pytest.raises(ValidationError, match="max attempts"):
+        await store._run("webhook_take", 1000, "p", 0, 0, 0, "crm", 1)
+    with pytest.raises(ValidationError, match="max pending"):
+        await store._run("webhook_enqueue", "webhooks", 0, 0)
+    with pytest.raises(ValidationError, match="limit"):
+        await store._run("webhook_subscribe", "ops", "{}", "x")
     with pytest.raises(ValidationError, match="op must be"):
         await store._run("webhook_dead", "explode", "1-0.x", 0, 0)
     with pytest.raises(ValidationError, match="limit"):

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.keys import TenantKeys
 from router.streams import Entry, StreamConsumer
@@ -131,3 +132,57 @@ async def test_run_makes_the_group_again_when_the_stream_is_deleted(
     finally:
         stop.set()
         await task
+
+
+async def test_an_entry_the_handler_always_fails_on_is_parked_and_the_rest_go_on(
+    redis: Redis, stream: str
+) -> None:
+    parked_key = stream.removesuffix("events") + "parked:g"
+    assert parked_key == TenantKeys(stream.split("{")[1].split("}")[0]).stream_parked("g")
+    c = StreamConsumer(redis, stream, "g", "c1", batch=10, parked_key=parked_key)
+    await c.ensure_group()
+    ids = await _add(redis, stream, 8)
+    bad = ids[3]
+    handled: list[str] = []
+    failures = 0
+
+    async def handle(entries: list[Entry]) -> None:  # one script per batch: all or nothing
+        nonlocal failures
+        if any(e.id == bad for e in entries):
+            failures += 1
+            raise RuntimeError("bad entry")
+        handled.extend(e.id for e in entries)
+        await c.ack([e.id for e in entries])
+
+    for _ in range(30):
+        try:
+            await c.poll(handle)
+        except RuntimeError:
+            continue
+        if c.parked:
+            break
+    assert c.parked == 1
+    assert failures == 10  # 5 with its batch, then 5 on its own
+    while await c.poll(handle):
+        pass
+    assert sorted(handled) == sorted(i for i in ids if i != bad)  # each exactly once
+    assert (await redis.xpending(stream, "g"))["pending"] == 0
+    [record] = await c.parked_entries()
+    assert record == {"id": bad, "type": "x.y", "error": "RuntimeError: bad entry", "failures": 5}
+    new = await _add(redis, stream, 1)  # the group goes on
+    assert await c.poll(handle) == 1 and handled[-1] == new[0]
+
+
+async def test_redis_being_unavailable_never_parks_entries(redis: Redis, stream: str) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", parked_key=stream + "-parked", max_failures=2)
+    await c.ensure_group()
+    await _add(redis, stream, 1)
+
+    async def down(entries: list[Entry]) -> None:
+        raise RedisConnectionError("connection refused")
+
+    for _ in range(10):
+        with pytest.raises(RedisConnectionError):
+            await c.poll(down)
+    assert c.parked == 0 and await c.parked_entries() == []
+    assert (await redis.xpending(stream, "g"))["pending"] == 1

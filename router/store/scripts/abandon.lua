@@ -22,16 +22,18 @@ end
 local a = nil
 if c.state == 'reserved' then a = must_agent(c.agent) end
 
+-- a contact held while its queue is closed has not started waiting
+local waited = string.sub(c.place, 1, 5) == 'hold:' and 0 or NOW - c.created
 if c.state == 'queued' then
   call('ZREM', P .. c.place, c.id)
 end
 call('HSET', P .. 'c:' .. c.id, 'state', 'abandoned', 'place', '', 'abandoned', NOW)
 emit('contact.abandoned', cfields(c, { 'agent', c.agent, 'pool', c.pool, 'reason', reason,
-  'wait_ms', NOW - c.created, 'from_state', c.state }))
+  'wait_ms', waited, 'from_state', c.state }))
 c.state = 'abandoned'
 finish(c)
 if a then
   release(a, c)
   route_agent(a)
 end
-return { 'abandoned', NOW - c.created }
+return { 'abandoned', waited }

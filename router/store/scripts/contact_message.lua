@@ -13,7 +13,9 @@ ARGV[4]  timeline entry: a short JSON object written by the engine (kind, text, 
 ARGV[5]  reopen window (ms); 0 = never reopen
 ARGV[6]  timeline length kept (>= 1)
 ARGV[7]  SLA clocks a reopen starts, or '' (see start_sla in lib/core.lua): the
-         engine computes them from the contact's queue, channel and priority
+         engine computes them from the contact's queue, channel and arrival
+         priority (field prio0 when an escalation raised it, else prio); a reopen
+         restores that priority
 
 Returns  { outcome, state }: outcome 'added' (the contact is open: entry added),
          'reopened' (state is now queued or reserved) or 'closed' (finished and not
@@ -64,12 +66,18 @@ for k in string.gmatch(str(call('HGET', ckey, 'threads')), '[^,]+') do
   call('PERSIST', P .. k)
 end
 call('HDEL', ckey, 'assigned', 'wrapat', 'completed', 'disposition', 'offered', 'deadline',
-  'responded', 'resp_agent', 'sl:a', 'sl:f', 'sl:r')
+  'responded', 'resp_agent', 'sl:a', 'sl:f', 'sl:r', 'arrived')
 c.stage = 0
 c.qentered = NOW
 c.created = NOW -- the new message starts a new wait (and SLA clock)
+-- with the priority it arrived with: an escalation's raise ended with the last wait
+local prio0 = num(call('HGET', ckey, 'prio0'), nil)
+if prio0 then
+  c.prio = prio0
+  call('HDEL', ckey, 'prio0')
+end
 c.score = NOW - c.prio * qcfg(c.queue).aging
-call('HSET', ckey, 'stage', 0, 'qentered', NOW, 'created', NOW, 'score', c.score)
+call('HSET', ckey, 'stage', 0, 'qentered', NOW, 'created', NOW, 'score', c.score, 'prio', c.prio)
 add_entry()
 emit('contact.reopened', cfields(c, { 'agent', last, 'closed_ms', NOW - closed }))
 local la = last ~= '' and load_agent(last) or nil

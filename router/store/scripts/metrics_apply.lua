@@ -36,10 +36,13 @@ ARGV[4]  '>' new entries, or 'claim': entries left pending by any consumer
          (XAUTOCLAIM; only code that read without this script leaves any)
 ARGV[5]  abandon grace, ms (abandons within it leave the service level's denominator)
 ARGV[6]  history retention of the 15-minute intervals, ms
-ARGV[7]  service-level thresholds: '<queue>=<ms>,...'
-ARGV[8]  threshold for a queue not listed (removed from the config), ms
+ARGV[7]  service-level clocks: '<queue>=<ms>,...' (answer clock: answered within
+         <ms>) or '<queue>=f<ms>,...' (first-response clock: first response within
+         <ms>, from contact.responded, or the completion when none was recorded)
+ARGV[8]  threshold for a queue not listed (removed from the config), ms: answer clock
 
-Returns  { entries applied, id of the last one or '' }
+Returns  { entries applied, id of the last one or '', cursor }: cursor is XAUTOCLAIM's
+         next start in 'claim' mode ('0-0': nothing left pending), '' otherwise
 Errors   none of its own (a missing group is created)
 Events   none
 ]]
@@ -57,8 +60,11 @@ local consumer, count, mode = ARGV[2], tonumber(ARGV[3]), ARGV[4]
 local GRACE = tonumber(ARGV[5])
 local HIST = tonumber(ARGV[6])
 local TH_DEFAULT = tonumber(ARGV[8])
-local TH = {}
-for q, ms in string.gmatch(ARGV[7], '([^,=]+)=(%d+)') do TH[q] = tonumber(ms) end
+local TH, FR = {}, {} -- queue -> T in ms; queue -> true when T is a first-response time
+for q, f, ms in string.gmatch(ARGV[7], '([^,=]+)=(f?)(%d+)') do
+  TH[q] = tonumber(ms)
+  FR[q] = f == 'f'
+end
 
 local CUT1 = NOW - NOW % MIN - MINUTE_KEEP_MS -- minute buckets starting before: dropped
 local CUT15 = NOW - NOW % QTR - HIST
@@ -66,9 +72,15 @@ local CUT15 = NOW - NOW % QTR - HIST
 -- read ---------------------------------------------------------------------
 
 local entries
+local cursor = '' -- claim mode: XAUTOCLAIM's next cursor ('0-0' once nothing is left)
 if mode == 'claim' then
+  -- COUNT counts the ids of entries deleted from the stream too (returned apart, and
+  -- dropped from the pending list), so a call can claim no live entry while more
+  -- remain: the caller loops until the cursor comes back as 0-0. Starting from 0-0
+  -- each call is right, since the entries claimed here leave the pending list.
   local r = redis.pcall('XAUTOCLAIM', K_EVENTS, GROUP, consumer, 0, '0-0', 'COUNT', count)
-  if type(r) ~= 'table' or r.err then return { 0, '' } end
+  if type(r) ~= 'table' or r.err then return { 0, '', '0-0' } end
+  cursor = r[1]
   entries = r[2]
 else
   -- NOACK: counted in this same script, an entry never needs to be pending (a
@@ -83,7 +95,7 @@ else
   end
   entries = (r and r[1] and r[1][2]) or {}
 end
-if #entries == 0 then return { 0, '' } end
+if #entries == 0 then return { 0, '', cursor } end
 
 -- accumulate -----------------------------------------------------------------
 
@@ -114,23 +126,28 @@ local function add(at, field, n)
   bump(TOT, field, n)
 end
 
+-- [from, to) split over the buckets of size `size` it spans from `cut` on: the
+-- partial first and last buckets by difference, every bucket between them whole.
+-- One step per bucket kept: at most 121 minute buckets, and history_days x 96 + 1
+-- quarters (the loader caps history_days at 400), however long the span.
+local function split(b, size, cut, field, from, to)
+  from = math.max(from, cut)
+  if to <= from then return end
+  local first, last = from - from % size, (to - 1) - (to - 1) % size
+  if first == last then
+    bump(bucket(b, first), field, to - from)
+    return
+  end
+  bump(bucket(b, first), field, first + size - from)
+  for s = first + size, last - size, size do bump(bucket(b, s), field, size) end
+  bump(bucket(b, last), field, to - last)
+end
+
 -- time spent in [from, to) split over the buckets it spans (available time)
 local function add_span(field, from, to)
   if to <= from then return end
-  local f = math.max(from, CUT1)
-  while f < to do
-    local s = f - f % MIN
-    local e = math.min(s + MIN, to)
-    bump(bucket(B1, s), field, e - f)
-    f = e
-  end
-  f = math.max(from, CUT15)
-  while f < to do
-    local s = f - f % QTR
-    local e = math.min(s + QTR, to)
-    bump(bucket(B15, s), field, e - f)
-    f = e
-  end
+  split(B1, MIN, CUT1, field, from, to)
+  split(B15, QTR, CUT15, field, from, to)
   bump(TOT, field, to - from)
 end
 
@@ -177,7 +194,9 @@ end
 
 APPLY['contact.assigned'] = function(e, at)
   local wait = num(e.wait_ms, 0)
-  local within = wait <= (TH[e.queue] or TH_DEFAULT) and 1 or 0
+  -- a first-response queue counts `within` at the first response, not here
+  local within = 0
+  if not FR[e.queue] and wait <= (TH[e.queue] or TH_DEFAULT) then within = 1 end
   if not listed(str(call('HGET', contact_key(e), 'ma')), e.queue) then
     local q = 'q:' .. e.queue .. ':'
     add(at, q .. 'ans', 1)
@@ -198,8 +217,27 @@ APPLY['contact.abandoned'] = function(e, at)
   if num(e.wait_ms, 0) <= GRACE then add(at, q .. 'abn_g', 1) end
 end
 
+-- first-response queues: the first response within T counts toward the service
+-- level (queue and the responding agent's pool), in the bucket of the response
+local function first_response(e, at, response_ms)
+  if response_ms <= TH[e.queue] then
+    add(at, 'q:' .. e.queue .. ':ans_t', 1)
+    if str(e.pool) ~= '' then add(at, 'p:' .. e.pool .. ':ans_t', 1) end
+  end
+end
+
+APPLY['contact.responded'] = function(e, at)
+  if FR[e.queue] then first_response(e, at, num(e.response_ms, 0)) end
+end
+
 APPLY['contact.completed'] = function(e, at)
   if str(e.pool) == '' then return end -- never answered: no handle time
+  if FR[e.queue] then
+    -- completed without a recorded response: the completion is the first response
+    -- (as in the contact view). Unknown once the contact's hash has expired: skipped.
+    local r = call('HMGET', contact_key(e), 'created', 'responded')
+    if r[1] and not r[2] then first_response(e, at, at - num(e.created, at)) end
+  end
   local handle = num(e.handle_ms, 0)
   add(at, 'q:' .. e.queue .. ':hnd', 1)
   add(at, 'q:' .. e.queue .. ':hms', handle)
@@ -210,8 +248,9 @@ end
 local function sla_event(counter)
   return function(e, at)
     add(at, 'q:' .. e.queue .. ':' .. counter, 1)
+    -- stage: a pool-scoped reader sees the contact id only if its pool was eligible
     ALERTS[#ALERTS + 1] = cjson.encode({ type = e.type, contact = str(e.contact),
-      queue = e.queue, sla = str(e.sla), at = at })
+      queue = e.queue, sla = str(e.sla), at = at, stage = num(e.stage, 0) })
   end
 end
 APPLY['sla.breached'] = sla_event('brch')
@@ -295,4 +334,4 @@ for _, pair in ipairs({ { '1m', CUT1 }, { '15m', CUT15 } }) do
   end
 end
 
-return { applied, last }
+return { applied, last, cursor }

@@ -11,7 +11,9 @@ Returns  { 'reserved', deadline }
 Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not queued), SBUNAVAILABLE (agent not
          available, or its pool is closed), SBNOTELIGIBLE (agent does not serve the
          contact's queue and channel at its stage), SBNOCAPACITY (agent full on the
-         channel, or held by the cross-channel rule)
+         channel, or held by the cross-channel rule), SBCLOSED (the contact is held
+         in hold:<queue> until its closed queue opens: offering it would bypass the
+         queue's hours; the message ends with the opening, ms)
 Events   contact.reserved
 ]]
 
@@ -21,6 +23,11 @@ local c = must_contact(ARGV[2])
 local a = must_agent(ARGV[3])
 if c.state ~= 'queued' then
   raise('SBSTATE', 'contact ' .. c.id .. ' is ' .. c.state .. ', not queued')
+end
+if string.sub(c.place, 1, 5) == 'hold:' then
+  local opens = str(call('ZSCORE', P .. c.place, c.id))
+  raise('SBCLOSED', 'contact ' .. c.id .. ' is held until queue ' .. base_queue(c.queue) ..
+    ' opens at ' .. opens)
 end
 if a.status ~= 'available' or not pool_open(a.pool) then
   raise('SBUNAVAILABLE', 'agent ' .. a.id .. ' is ' .. a.status ..

@@ -17,6 +17,8 @@ Timer members of sb:{tenant}:timers (score = due ms):
   rw|<contact> resolution SLA warning (sla.warning)  - while not completed or abandoned
   rb|<contact> resolution SLA breach  (sla.breached)
 A timer whose condition no longer holds (the contact moved on) is dropped.
+Each member of the batch is checked again just before it is applied (still in
+the set, still due): applying an earlier member may have rescheduled it.
 An SLA warning or breach then applies the queue's escalation actions for that
 clock and level (field `esc` of q:<queue>, written by routing_config.py):
 raise_priority, next_stage, move_queue, notify; each applied one emits
@@ -79,8 +81,10 @@ local function release_held(c)
   call('ZREM', P .. c.place, c.id)
   c.qentered = NOW
   call('HSET', P .. 'c:' .. c.id, 'qentered', NOW)
-  place_in_queue(c)
-  emit('contact.released', cfields(c, { 'reason', 'queue_opened', 'held_ms', NOW - c.created }))
+  local arrived = c.created
+  place_in_queue(c) -- its wait starts now: created = now, arrived = the arrival
+  emit('contact.released', cfields(c, { 'reason', 'queue_opened', 'held_ms', NOW - arrived,
+    'arrived', arrived }))
   schedule_stage(c)
   route_contact(c)
 end
@@ -98,14 +102,18 @@ local function raise_priority(c, by, kind, level)
   local qc = qcfg(c.queue)
   local prio = math.min(1000, c.prio + by)
   if prio == c.prio then return end
-  escalated(c, 'raise_priority', kind, level, prio, '')
+  local ckey = P .. 'c:' .. c.id
+  -- the priority it arrived with decides its SLA targets (a reopen's too)
+  call('HSETNX', ckey, 'prio0', c.prio)
   c.prio = prio
   c.score = c.created - prio * (qc and qc.aging or 0)
-  call('HSET', P .. 'c:' .. c.id, 'prio', prio, 'score', c.score)
+  call('HSET', ckey, 'prio', prio, 'score', c.score)
   local pl = c.place
   if c.state == 'queued' and (string.sub(pl, 1, 2) == 'w:' or string.sub(pl, 1, 3) == 'aw:') then
     call('ZADD', P .. pl, c.score, c.id)
   end
+  -- after the change: the event's priority is the new one
+  escalated(c, 'raise_priority', kind, level, prio, '')
 end
 
 -- like a transfer to a queue: the contact keeps its arrival time and priority
@@ -183,29 +191,40 @@ local function sla_due(c, k, level)
   escalate(c, kind, level)
 end
 
-for i = 1, #due do
-  local m = due[i]
-  call('ZREM', K_TIMERS, m)
+-- Apply one popped timer member.
+local function apply(m)
   local kind, id = string.match(m, '^([^|]+)|(.*)$')
   if kind == 'h' then
     presence_lost(id)
-  else
-    local c = load_contact(id)
-    if c then
-      if kind == 'o' then
-        expire_offer(c)
-      elseif kind == 's' then
-        advance_stage(c)
-      elseif kind == 'p' then
-        agent_wait_over(c)
-      elseif kind == 'w' then
-        wrap_over(c)
-      elseif kind == 'q' then
-        release_held(c)
-      elseif #kind == 2 and SLA_NAMES[string.sub(kind, 1, 1)] then
-        sla_due(c, string.sub(kind, 1, 1), string.sub(kind, 2) == 'w' and 'warning' or 'breach')
-      end
-    end
+    return
+  end
+  local c = load_contact(id)
+  if not c then return end
+  if kind == 'o' then
+    expire_offer(c)
+  elseif kind == 's' then
+    advance_stage(c)
+  elseif kind == 'p' then
+    agent_wait_over(c)
+  elseif kind == 'w' then
+    wrap_over(c)
+  elseif kind == 'q' then
+    release_held(c)
+  elseif #kind == 2 and SLA_NAMES[string.sub(kind, 1, 1)] then
+    sla_due(c, string.sub(kind, 1, 1), string.sub(kind, 2) == 'w' and 'warning' or 'breach')
+  end
+end
+
+-- A member read above may be stale when its turn comes: applying an earlier one
+-- of the same contact (an escalation's next_stage or move_queue re-offering it)
+-- can have rescheduled it to a later time, or removed it. Such a member is left
+-- alone, so the new timer survives and the old one is not applied.
+for i = 1, #due do
+  local m = due[i]
+  local score = tonumber(call('ZSCORE', K_TIMERS, m))
+  if score and score <= NOW then
+    call('ZREM', K_TIMERS, m)
+    apply(m)
   end
 end
 local nxt = call('ZRANGE', K_TIMERS, 0, 0, 'WITHSCORES')

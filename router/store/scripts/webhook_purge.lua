@@ -1,7 +1,8 @@
 --[[
 webhook_purge: drop the waiting deliveries of a subscription that no longer
 exists (deleted through the admin API, or removed from the config), a bounded
-number per call. Its dead letters stay until their retention ends.
+number per call. Its dead letters stay until their retention ends. Once none
+is left, its count of dropped deliveries (wh:drop:<subscription>) goes too.
 
 KEYS[1]  sb:{tenant}:meta
 ARGV[1]  now (ms)
@@ -23,5 +24,8 @@ for _, did in ipairs(ids) do
   call('ZREM', due_key, did)
 end
 local left = call('ZCARD', due_key)
-if left == 0 then call('SREM', P .. 'wh:active', sub) end
+if left == 0 then
+  call('SREM', P .. 'wh:active', sub)
+  call('DEL', P .. 'wh:drop:' .. sub)
+end
 return { #ids, left }

@@ -212,8 +212,20 @@ local function start_sla(c, spec)
   end
 end
 
+-- A contact held while its queue was closed (place hold:<queue>, already taken
+-- out of that set by the caller) starts waiting now, when it joins a queue (the
+-- opening, a transfer, an escalation's move_queue): `created`, from which every
+-- wait_ms, response_ms and the contact view count, becomes now, and its arrival
+-- is kept in `arrived`. The night it was held is not waiting time.
+local function unhold(c)
+  if string.sub(c.place, 1, 5) ~= 'hold:' then return end
+  call('HSET', P .. 'c:' .. c.id, 'arrived', c.created, 'created', NOW)
+  c.created = NOW
+end
+
 -- Put a contact (state already set by the caller) into its queue's waiting set.
 local function place_in_queue(c)
+  unhold(c)
   follow_removed(c)
   c.place = 'w:' .. c.queue .. ':' .. c.channel .. ':' .. c.stage
   call('ZADD', P .. c.place, c.score, c.id)
@@ -223,6 +235,7 @@ local function place_in_queue(c)
 end
 
 local function place_for_agent(c, aid, until_ms)
+  unhold(c)
   c.place = 'aw:' .. aid
   call('ZADD', P .. c.place, c.score, c.id)
   call('HSET', P .. 'c:' .. c.id, 'state', 'queued', 'place', c.place, 'pref', aid,

@@ -128,6 +128,19 @@ pools = ["near"]
 # The cycle benchmark: the shared voice queue alone.
 CYCLE_BODY = BASE_BODY
 
+# `cycle --sla`: the same queue with an SLA policy, so every contact starts an answer
+# clock (warning and breach timers) and a resolution clock, the cost a queue with an
+# `sla` table pays on the hot path (docs/sla.md).
+CYCLE_SLA_BODY = (
+    BASE_BODY
+    + """
+[queues.support.sla]
+threshold_s = 20
+target = 0.8
+resolution_s = 3600
+"""
+)
+
 
 def tenant_config(tenant_id: str, body: str) -> TenantConfig:
     cfg = load_config_text(f'[tenant]\nid = "{tenant_id}"\n' + body, source="<bench>")
@@ -1153,7 +1166,8 @@ async def cmd_cycle(args: argparse.Namespace) -> dict[str, Any]:
             version = await server_version(r)
             clock: Clock = RealClock()
             scripts = AutoPipelineScripts(r, args.autopipeline) if args.autopipeline else Scripts(r)
-            engine = Engine(r, tenant_config(tenant_id, CYCLE_BODY), clock, scripts)
+            body = CYCLE_SLA_BODY if args.sla else CYCLE_BODY
+            engine = Engine(r, tenant_config(tenant_id, body), clock, scripts)
             await engine.apply_config()
             skills, _ = AGENT_TEMPLATES["inhouse"]
             await gather_limited(
@@ -1232,6 +1246,7 @@ async def cmd_cycle(args: argparse.Namespace) -> dict[str, Any]:
                 "machine": machine_info(),
                 "redis_url": server_label(args),
                 "autopipeline": bool(args.autopipeline),
+                "sla": bool(args.sla),
             }
             if isinstance(scripts, AutoPipelineScripts) and scripts.batches:
                 out["autopipeline_calls_per_round_trip"] = r3(scripts.calls / scripts.batches)
@@ -1377,6 +1392,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="B",
         help="use the benchmark's own round-trip-sharing Scripts (the prototype of "
         "router's, which has its own since 939ec7c), up to B calls per pipeline; 0 = off",
+    )
+    cy.add_argument(
+        "--sla",
+        action="store_true",
+        help="give the queue an SLA policy: answer and resolution clocks on every contact",
     )
     cy.add_argument("--keep", action="store_true", help="do not delete the tenant afterwards")
 

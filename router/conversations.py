@@ -21,7 +21,7 @@ from typing import Any
 from adapters.inbound import Inbound, Kind
 
 from .engine import Engine
-from .errors import ContactNotFound, InvalidState, SwitchboardError
+from .errors import ContactNotFound, InvalidState, QueueClosed, SwitchboardError
 from .ids import new_contact_id
 from .model import PREVIEW_MAX, NewContact
 from .rules import route
@@ -31,6 +31,8 @@ log = logging.getLogger("switchboard.conversations")
 TIMELINE_MAX = 50  # follow-ups kept per contact (newest first)
 ENTRY_TEXT_MAX = 500  # characters of a follow-up kept in its timeline entry
 CLAIM_WAIT_S = 0.05  # a racing creator's contact is usually there after this
+# value of an inbound event's dedupe key when a closed queue refused the event
+CLOSED_MARK = "!queue_closed"
 
 
 @dataclass(frozen=True)
@@ -88,15 +90,25 @@ class Conversations:
         return None
 
     async def receive(self, item: Inbound) -> Outcome:
+        """The item's outcome; an item with an event id is processed once. A refusal
+        by a closed queue (QueueClosed, raised to the caller) counts as processed:
+        a re-delivery of that event is answered 202 `queue_closed`, duplicate, so a
+        provider's retry is neither refused nor recorded as ignored a second time.
+        Any other failure lets the retry be processed."""
         engine, r = self.engine, self.engine.redis
         if item.event_id:
             ev = self.keys.inbound_event(_digest(f"{item.provider}:{item.channel}:{item.event_id}"))
             ttl = round(engine.tenant.retention.idempotency_s * 1000)
             if not await r.set(ev, "", nx=True, px=ttl):
                 seen = _s(await r.get(ev) or b"") or None
+                if seen == CLOSED_MARK:
+                    return Outcome(202, None, reason="queue_closed", duplicate=True)
                 return Outcome(200, seen, reason="duplicate", duplicate=True)
             try:
                 out = await self._receive(item)
+            except QueueClosed:
+                await r.set(ev, CLOSED_MARK, px=ttl)
+                raise
             except BaseException:
                 await r.delete(ev)  # let the provider's retry be processed
                 raise

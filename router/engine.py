@@ -312,7 +312,7 @@ class Engine:
         # queue hours: join at once, be held until the opening, overflow, or refused
         asked = queue
         try:
-            queue, held = sla_clocks.admit(self.tenant, queue, now)
+            queue, held = sla_clocks.admit(self.tenant, queue, now, new.channel)
         except QueueClosed:
             # a retry of a contact created while the queue was open gets that contact
             if not idem or not await self.redis.exists(self.keys.idempotency(idem)):
@@ -615,9 +615,9 @@ class Engine:
     async def queue_snapshot(self, queue_id: str) -> dict[str, int | float | None]:
         """Waiting count, longest wait and ready agents of a queue and its sub-queues,
         and `held`: new contacts held while the queue is closed (not waiting, not in
-        the longest wait).
+        the longest wait), in the queue's hold set and its sub-queues'.
 
-        A waiting set is ordered by created - priority x aging, not by arrival, so an
+        A waiting set is ordered by arrival - priority x aging, not by arrival alone, so an
         older contact of low priority can sit behind newer ones of higher priority:
         the longest wait reads `created` of the first `scan` contacts of each set, and
         is exact when no set has more than `scan` contacts ahead of its oldest (always
@@ -643,7 +643,8 @@ class Engine:
                     sets += 1
                     for pool in pools:
                         pipe.zcard(k.ready(q.id, ch, stage, pool))
-        pipe.zcard(k.held(queue.id))
+        for q in routing:
+            pipe.zcard(k.held(q.id))
         replies = await pipe.execute()
         waiting = ready = 0
         ahead: list[str] = []
@@ -653,7 +654,7 @@ class Engine:
             ahead += [_s(m) for m in replies[i + 1]]
             ready += sum(int(n) for n in replies[i + 2 : i + 2 + len(pools)])
             i += 2 + len(pools)
-        held = int(replies[i])
+        held = sum(int(n) for n in replies[i:])
         longest = None
         if ahead:
             pipe = self.redis.pipeline(transaction=False)

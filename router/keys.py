@@ -145,7 +145,7 @@ class TenantKeys:
         return self.prefix + "q:" + queue_id
 
     def waiting(self, queue_id: str, channel: str, stage: int) -> str:
-        """Sorted set of waiting contacts at one stage; score = created - priority*aging."""
+        """Sorted set of waiting contacts at one stage; score = arrival - priority*aging."""
         return f"{self.prefix}w:{queue_id}:{channel}:{stage}"
 
     def held(self, queue_id: str) -> str:

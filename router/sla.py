@@ -82,13 +82,18 @@ def calendar_of(config: CalendarConfig) -> Calendar:
     return Calendar(config)
 
 
-def admit(tenant: TenantConfig, queue: QueueConfig, now_ms: int) -> tuple[QueueConfig, int]:
+def admit(
+    tenant: TenantConfig, queue: QueueConfig, now_ms: int, channel: str
+) -> tuple[QueueConfig, int]:
     """Where a new contact goes given queue hours: (queue, opening it is held for, or 0).
 
     An open queue (or one without hours) takes it at once. A closed one holds it
     until its next opening (when_closed = "wait"), sends it to its closed_queue,
     which follows its own hours ("overflow"), or refuses it ("refuse"), raising
-    QueueClosed before anything is written."""
+    QueueClosed before anything is written. A contact on a live channel (voice,
+    chat) is never held: a caller cannot wait all night, so where the chain would
+    hold it (the loader forbids that; a config from before the rule may not), it is
+    refused, naming the queue asked for and its opening."""
     seen: set[str] = set()
     q = queue
     while q.hours is not None:
@@ -99,7 +104,11 @@ def admit(tenant: TenantConfig, queue: QueueConfig, now_ms: int) -> tuple[QueueC
         if q.when_closed is ClosedAction.REFUSE:
             raise closed_error(q.id, opens)
         if q.when_closed is ClosedAction.WAIT or q.id in seen or q.closed_queue is None:
-            return q, opens  # (a loop of closed queues holds in the first one seen twice)
+            # (a loop of closed queues holds in the first one seen twice)
+            if channel in LIVE_CHANNELS:
+                first = calendar_of(tenant.calendars[queue.hours]) if queue.hours else cal
+                raise closed_error(queue.id, first.next_open(now_ms))
+            return q, opens
         seen.add(q.id)
         q = tenant.queues[q.closed_queue]
     return q, 0

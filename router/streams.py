@@ -21,11 +21,17 @@ server's clock: liveness of consumers is real time, even in virtual-time tests.
 
 An entry the handler keeps failing on must not stall the group for ever, since
 pending entries are read first: after `max_failures` failures in a row of the
-same batch, its entries are read again one at a time, and an entry that fails
-`max_failures` times on its own is parked: logged as an error, acknowledged,
-and recorded (with the error) in a capped list, `parked_key`, so that an
-operator can look at it and replay it from the stream. Redis being unavailable
-(or out of memory) does not count as a failure: that is not the entry's fault.
+same batch, its entries are read again one at a time. An entry that fails
+`max_failures` times on its own is set aside while the next ones are tried
+(and, past the pending ones, one new entry). Only when another entry then goes
+through is it a poison entry and parked: logged as an error, acknowledged, and
+recorded (with the error) in a capped list, `parked_key`, so that an operator
+can look at it and replay it from the stream. When every entry tried fails on
+its own, the fault is systemic (say, a corrupt subscription that makes every
+event fail): nothing is parked, an error is logged (at most once a minute),
+and the entries are tried again after a wait that doubles up to a minute
+(`Stalled`). Redis being unavailable, loading, read-only or out of memory does
+not count as a failure at all: that is not the entry's fault.
 """
 
 from __future__ import annotations
@@ -34,6 +40,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import socket
 import time
@@ -42,24 +49,55 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import (
+    BusyLoadingError,
+    ClusterDownError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    ResponseError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 log = logging.getLogger("switchboard.streams")
 
 REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
-# Redis replies that say the server cannot serve now, not that the entry is bad
-_TRANSIENT = ("OOM", "NOGROUP", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "TRYAGAIN")
+# Errors that say the server cannot serve now, not that the entry is bad. redis-py
+# raises them as typed exceptions and strips the error code from the message, so
+# they are told apart by class (BusyLoadingError is a ConnectionError).
+_TRANSIENT: tuple[type[BaseException], ...] = (
+    *REDIS_DOWN,
+    BusyLoadingError,
+    ClusterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    MasterDownError,
+    TryAgainError,
+)
+# replies redis-py has no class for (NOGROUP: the stream was deleted; BUSY: a script runs)
+_TRANSIENT_CODES = ("NOGROUP", "BUSY ")
 MAX_FAILURES = 5
+STALL_BACKOFF_MAX_S = 60.0  # longest wait before trying a stalled group's entries again
+STALL_LOG_EVERY_S = 60.0  # a stalled group logs an error at most this often
 PARKED_CAP = 1000  # parked entries recorded at most (newest kept)
 _FAILURES_KEPT = 10_000  # entries whose failures are counted, at most
 
 
+class Stalled(Exception):
+    """Every entry tried failed on its own: nothing parked; try again in `retry_in_s`."""
+
+    def __init__(self, retry_in_s: float, error: str) -> None:
+        super().__init__(f"every entry tried failed on its own ({error}); retry in {retry_in_s} s")
+        self.retry_in_s = retry_in_s
+
+
 def _transient(exc: BaseException) -> bool:
-    if isinstance(exc, REDIS_DOWN):
+    """Whether a failure is the server's state rather than the entry's fault."""
+    if isinstance(exc, _TRANSIENT):
         return True
-    return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT)
+    return isinstance(exc, ResponseError) and str(exc).startswith(_TRANSIENT_CODES)
 
 
 @dataclass(frozen=True)
@@ -118,6 +156,7 @@ class StreamConsumer:
         max_failures: int = MAX_FAILURES,
         parked_key: str | None = None,
         parked_cap: int = PARKED_CAP,
+        stall_backoff_s: float = 1.0,
     ) -> None:
         self.redis = redis
         self.stream = stream
@@ -138,6 +177,13 @@ class StreamConsumer:
         self.parked = 0
         self._failures: dict[str, int] = {}  # entry id -> handler failures in a row
         self._alone = False  # read pending entries one at a time: find the failing one
+        # entries that failed max_failures times on their own, with their last error and
+        # failures: parked as soon as another entry succeeds (they are poison)
+        self._suspects: dict[str, tuple[Entry, str, int]] = {}
+        self.stall_backoff_s = stall_backoff_s  # first wait after a systemic failure
+        self._stall_wait = stall_backoff_s
+        self._stall_logged = -math.inf  # monotonic: when a systemic failure was last logged
+        self.stalls = 0  # systemic failures met (every entry tried failed on its own)
 
     async def ensure_group(self) -> None:
         """Create the group (and the stream) unless it exists."""
@@ -161,11 +207,17 @@ class StreamConsumer:
             await self.ack(gone)
             if not raw:
                 self._pending_from = None
-                self._alone = False
+                self._alone = bool(self._suspects)  # else the batch is sorted out
                 break
             self._pending_from = _s(raw[-1][0])
+            live = [e for e in live if e.id not in self._suspects]  # tried enough
             if live:
                 return live
+        if self._suspects:  # a probe: does an entry beyond the suspects go through?
+            raw = await self._xreadgroup(">", None, 1)
+            live, gone = _entries(raw)
+            await self.ack(gone)
+            return live
         if time.monotonic() >= self._next_claim:
             live = await self._claim()
             if live:
@@ -233,27 +285,64 @@ class StreamConsumer:
 
     async def poll(self, handle: Handler, *, block: bool = False) -> int:
         """Read one batch and hand it to `handle`. Returns the entries handled. If
-        `handle` raises, its entries stay pending and are read again first, until
-        one of them has failed too often: then it is parked (and counts as handled)."""
+        `handle` raises, its entries stay pending and are read again first. An entry
+        that keeps failing on its own while others go through is parked; when every
+        entry tried fails, the fault is not theirs: `Stalled` is raised, nothing parked."""
         entries = await self.read(block=block)
         if not entries:
+            if self._suspects:  # nothing else to try, and every entry tried failed
+                self._stalled()
             return 0
         try:
             await handle(entries)
         except Exception as exc:
             self.reread_pending()
-            if _transient(exc) or not await self._failed(entries, exc):
-                raise
+            if not _transient(exc):
+                self._failed(entries, exc)
+            raise
         except BaseException:
             self.reread_pending()
             raise
-        else:
-            for e in entries:
-                self._failures.pop(e.id, None)
+        for e in entries:
+            self._failures.pop(e.id, None)
+        self._stall_wait = self.stall_backoff_s
+        if self._suspects:  # others go through where these fail: they are poison
+            suspects, self._suspects = self._suspects, {}
+            for entry, error, failures in suspects.values():
+                await self.park(entry, error, failures)
+            self.reread_pending()
         return len(entries)
 
-    async def _failed(self, entries: list[Entry], exc: Exception) -> bool:
-        """Count a failure of `handle` on these entries. True when they were parked."""
+    def _stalled(self) -> None:
+        """Every entry tried failed on its own: a fault of the handler or its data
+        (say, a corrupt subscription), not of the entries. Park nothing; wait, longer
+        each time, and try them all again."""
+        self.stalls += 1
+        wait = self._stall_wait
+        self._stall_wait = min(max(wait * 2, 0.1), STALL_BACKOFF_MAX_S)
+        suspects, self._suspects = self._suspects, {}
+        self._alone = False
+        self._failures.clear()
+        self.reread_pending()
+        (_, error, _) = next(iter(suspects.values()))
+        now = time.monotonic()
+        if now - self._stall_logged >= STALL_LOG_EVERY_S:
+            self._stall_logged = now
+            log.error(
+                "%s: group %s is stalled: each of %d entries (%s..) failed %d times on "
+                "its own and none went through, so none is parked; retrying in %.1f s: %s",
+                self.stream,
+                self.group,
+                len(suspects),
+                next(iter(suspects)),
+                self.max_failures,
+                wait,
+                error,
+            )
+        raise Stalled(wait, error)
+
+    def _failed(self, entries: list[Entry], exc: Exception) -> None:
+        """Count a failure of `handle` on these entries."""
         if len(self._failures) > _FAILURES_KEPT:
             self._failures.clear()
         worst = 0
@@ -261,7 +350,7 @@ class StreamConsumer:
             worst = max(worst, n := self._failures.get(e.id, 0) + 1)
             self._failures[e.id] = n
         if worst < self.max_failures:
-            return False
+            return
         if len(entries) > 1:  # which one? each gets max_failures tries on its own
             log.warning(
                 "%s: group %s failed %d times on entries %s..%s; trying them one at a time",
@@ -274,9 +363,15 @@ class StreamConsumer:
             for e in entries:
                 self._failures[e.id] = 0
             self._alone = True
-            return False
-        await self.park(entries[0], f"{type(exc).__name__}: {exc}", worst)
-        return True
+            return
+        # failed alone: set aside while the next entries are tried (and a new one, if
+        # need be); parked if one of them goes through, not if they all fail too
+        entry = entries[0]
+        self._failures.pop(entry.id, None)
+        self._suspects[entry.id] = (entry, f"{type(exc).__name__}: {exc}", worst)
+        self._alone = True
+        if len(self._suspects) >= self.batch:
+            self._stalled()
 
     async def park(self, entry: Entry, error: str, failures: int) -> None:
         """Set aside an entry the handler keeps failing on: acknowledge it and record it
@@ -341,6 +436,8 @@ class StreamConsumer:
                 backoff = 0.1
                 if n == 0 and not self.block_ms:
                     await _pause(stop, self.idle_s)
+            except Stalled as exc:  # logged, rate-limited, by the consumer
+                await _pause(stop, exc.retry_in_s)
             except REDIS_DOWN as exc:
                 # a read whose reply was lost left its entries pending: read them again
                 self.reread_pending()

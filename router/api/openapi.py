@@ -1124,6 +1124,17 @@ def _webhook_schemas() -> dict[str, JSON]:
     """Outbound webhook administration (router/api/webhooks.py, docs/webhooks.md)."""
     from ..config.webhooks import EVENT_PATTERN, MAX_EVENTS, MAX_URL
 
+    drop_run: dict[str, JSON] = {  # one run of drops: one outage
+        "first_event_id": {"type": "string"},
+        "last_event_id": {"type": "string"},
+        "first_at": TIMESTAMP,
+        "last_at": TIMESTAMP,
+        "count": {"type": "integer", "minimum": 1, "description": "drops in this run"},
+        "ended_at": {
+            **_nullable(TIMESTAMP),
+            "description": "null while still dropping; else when a delivery was stored again",
+        },
+    }
     sub: dict[str, JSON] = {
         "id": {"type": "string"},
         "url": {"type": "string"},
@@ -1148,15 +1159,23 @@ def _webhook_schemas() -> dict[str, JSON]:
         "dropped_events": {
             "type": ["object", "null"],
             "additionalProperties": False,
-            "required": ["first_event_id", "last_event_id", "first_at", "last_at"],
+            "required": [*drop_run, "previous"],
             "properties": {
-                "first_event_id": {"type": "string"},
-                "last_event_id": {"type": "string"},
-                "first_at": TIMESTAMP,
-                "last_at": TIMESTAMP,
+                **drop_run,
+                "previous": {
+                    "type": "array",
+                    "maxItems": 10,
+                    "items": {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": list(drop_run),
+                        "properties": drop_run,
+                    },
+                    "description": "earlier runs of drops, newest first (at most 10)",
+                },
             },
-            "description": "null, or the first and last event ids dropped: replay that "
-            "range from the event stream",
+            "description": "null, or the latest run of drops (one outage): replay "
+            "first_event_id..last_event_id from the event stream",
         },
     }
     dead: dict[str, JSON] = {

@@ -15,7 +15,13 @@ from aiohttp import web
 from ..config.model import Role
 from ..config.webhooks import MAX_EVENTS, MAX_URL, event_problem, url_problem
 from ..ids import ID_PATTERN
-from ..webhooks.store import MAX_RUNTIME_SUBSCRIPTIONS, Drops, Subscription, WebhookStore
+from ..webhooks.store import (
+    MAX_RUNTIME_SUBSCRIPTIONS,
+    DropRun,
+    Drops,
+    Subscription,
+    WebhookStore,
+)
 from .auth import principal
 from .bodies import invalid, read_body
 from .context import SERVICE
@@ -51,11 +57,30 @@ def _sub_json(sub: Subscription, pending: int, drops: Drops | None = None) -> di
         "dropped_events": None
         if drops is None
         else {
-            "first_event_id": drops.first_event,
-            "last_event_id": drops.last_event,
-            "first_at": rfc3339(drops.first_ms),
-            "last_at": rfc3339(drops.last_ms),
+            **_run_json(
+                DropRun(
+                    drops.first_event,
+                    drops.last_event,
+                    drops.first_ms,
+                    drops.last_ms,
+                    drops.run_count,
+                    drops.ended_ms,
+                )
+            ),
+            "previous": [_run_json(r) for r in drops.previous],
         },
+    }
+
+
+def _run_json(run: DropRun) -> dict[str, Any]:
+    """One outage's drops: replay first_event_id..last_event_id from the stream."""
+    return {
+        "first_event_id": run.first_event,
+        "last_event_id": run.last_event,
+        "first_at": rfc3339(run.first_ms),
+        "last_at": rfc3339(run.last_ms),
+        "count": run.count,
+        "ended_at": None if run.ended_ms is None else rfc3339(run.ended_ms),
     }
 
 

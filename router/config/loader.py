@@ -830,6 +830,20 @@ class _Loader:
                     _key(_key(path, qid), "overflow_queue"),
                     f"overflow cycle: {' -> '.join([*chain, qid])}",
                 )
+        # a loop of closed queues has nowhere to send a contact when all of them are
+        # closed at once: it would be held, which a live contact (voice, chat) cannot be
+        for qid in queues:
+            chain = [qid]
+            nxt = queues[qid].closed_queue
+            while nxt is not None and nxt not in chain:
+                chain.append(nxt)
+                nxt = queues[nxt].closed_queue
+            if nxt == qid:
+                self.fail(
+                    _key(_key(path, qid), "closed_queue"),
+                    f"closed_queue cycle: {' -> '.join([*chain, qid])}; the last queue of a "
+                    'chain must hold ("wait", not for live channels), refuse, or have no hours',
+                )
 
     # -- tokens and default queues ------------------------------------------------------
 

@@ -73,15 +73,44 @@ def from_config(sub: WebhookSubscription) -> Subscription:
 
 
 @dataclass(frozen=True)
+class DropRun:
+    """One run of drops: from the first drop until a delivery was stored again. No
+    event from first_event to last_event reached the subscription: replay that range."""
+
+    first_event: str
+    last_event: str
+    first_ms: int
+    last_ms: int
+    count: int
+    ended_ms: int | None  # None: still dropping
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> DropRun:
+        ended = d.get("ended_at")
+        return cls(
+            str(d.get("first", "")),
+            str(d.get("last", "")),
+            int(d.get("first_at") or 0),
+            int(d.get("last_at") or 0),
+            int(d.get("count") or 0),
+            int(ended) if ended else None,
+        )
+
+
+@dataclass(frozen=True)
 class Drops:
     """Deliveries not stored because the subscription had `max_pending` waiting: how
-    many, and the first and last event ids (replay that range from the stream)."""
+    many in all (`count`), the latest run of them (first_event..last_event, one
+    outage), and the runs before it, newest first (at most 10)."""
 
     count: int
     first_event: str
     last_event: str
     first_ms: int
     last_ms: int
+    run_count: int = 0
+    ended_ms: int | None = None
+    previous: tuple[DropRun, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -186,16 +215,19 @@ class WebhookStore:
         out: dict[str, Drops | None] = {}
         for sid, raw in zip(sub_ids, await pipe.execute(), strict=True):
             h = {_s(a): _s(b) for a, b in raw.items()}
-            out[sid] = (
-                Drops(
-                    int(h["count"]),
-                    h.get("first", ""),
-                    h.get("last", ""),
-                    int(h.get("first_at") or 0),
-                    int(h.get("last_at") or 0),
-                )
-                if h.get("count")
-                else None
+            if not h.get("count"):
+                out[sid] = None
+                continue
+            previous = json.loads(h["previous"]) if h.get("previous") else []
+            out[sid] = Drops(
+                int(h["count"]),
+                h.get("first", ""),
+                h.get("last", ""),
+                int(h.get("first_at") or 0),
+                int(h.get("last_at") or 0),
+                int(h.get("run_count") or h["count"]),
+                int(h["ended_at"]) if h.get("ended_at") else None,
+                tuple(DropRun.from_json(r) for r in previous if isinstance(r, dict)),
             )
         return out
 

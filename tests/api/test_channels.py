@@ -316,6 +316,43 @@ async def test_a_meta_message_to_a_closed_queue_is_acknowledged_and_ignored(
     assert (ev["channel"], ev["reason"], ev["provider"]) == ("social", "queue_closed", "meta")
 
 
+async def test_a_redelivery_refused_by_a_closed_queue_is_a_duplicate_not_ignored_again(
+    make_api: ApiFactory,
+) -> None:
+    """Twilio and Meta deliver again when unsure of the first answer: the refusal was
+    processed, so the same event is answered as before without a second
+    inbound.ignored (the call hears the closed message again)."""
+    api = await _closed_api(make_api, "We open on Monday at nine")
+    sms = _fixture("twilio", "sms_inbound_media.form")
+    for _ in range(2):
+        status, _, text = await _twilio(api, "sms", sms)
+        assert status == 200 and text.endswith("<Response/>")
+    call = _fixture("twilio", "voice_incoming.form")
+    for _ in range(2):
+        _, _, text = await _twilio(api, "voice", call)
+        assert text.endswith("<Say>We open on Monday at nine</Say><Hangup/></Response>")
+    raw = _fixture("meta", "whatsapp_text.json").encode()
+    results = []
+    for _ in range(2):
+        r = await api.client.post(
+            f"/v1/webhooks/{api.tenant}/meta",
+            data=raw,
+            headers={"X-Hub-Signature-256": _meta_sig(raw)},
+        )
+        assert r.status == 200, await r.text()
+        results += (await r.json())["results"]
+    assert [(x["status"], x["reason"], x.get("duplicate")) for x in results] == [
+        (202, "queue_closed", None),
+        (202, "queue_closed", True),
+    ]
+    assert sorted(e["channel"] for e in await _ignored(api)) == ["sms", "social", "voice"]
+    assert await api.service.engines[api.tenant].ignored_counts() == {
+        "sms:queue_closed": 1,
+        "social:queue_closed": 1,
+        "voice:queue_closed": 1,
+    }
+
+
 async def test_platform_endpoints_keep_the_closed_problem(make_api: ApiFactory) -> None:
     """The chat and voice JSON endpoints answer 409 with the opening: the platform
     plays its own closed message. Nothing is recorded as ignored."""

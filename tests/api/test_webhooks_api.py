@@ -325,3 +325,21 @@ async def test_deliveries_past_max_pending_are_shown_as_dropped(
     assert trace["first_event_id"] == ids[1].decode()
     assert trace["last_event_id"] == ids[3].decode()
     assert trace["first_at"].endswith("Z") and trace["last_at"] >= trace["first_at"]
+    assert trace["count"] == 3 and trace["ended_at"] is None  # still dropping
+    assert trace["previous"] == []
+    # an earlier outage, as webhook_enqueue records it when a new run starts
+    keys = api.service.engines[api.tenant].keys
+    run = {"first": "5-0", "last": "9-0", "first_at": 1000, "last_at": 2000, "count": 4}
+    await api.service.redis.hset(
+        keys.webhook_dropped("crm"), "previous", json.dumps([{**run, "ended_at": 3000}])
+    )
+    _, body = await _json(api, "GET", "/v1/admin/webhooks")
+    [prev] = body["subscriptions"][0]["dropped_events"]["previous"]
+    assert prev == {
+        "first_event_id": "5-0",
+        "last_event_id": "9-0",
+        "first_at": "1970-01-01T00:00:01.000Z",
+        "last_at": "1970-01-01T00:00:02.000Z",
+        "count": 4,
+        "ended_at": "1970-01-01T00:00:03.000Z",
+    }

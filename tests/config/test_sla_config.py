@@ -3,13 +3,16 @@ escalation) and queue hours, with one exact message per rule."""
 
 from __future__ import annotations
 
-from datetime import date
+from dataclasses import replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 
+from router import sla
 from router.config import load_config
 from router.config.model import ClosedAction, EscalationAction, SlaKind
+from router.errors import QueueClosed
 
 from .test_loader import SRC, doc, error_of, load, queue
 
@@ -362,6 +365,27 @@ CASES: list[tuple[str, str, str]] = [
         ),
         f"{Q}.closed_queue: queue 'q2' does not serve channel 'voice'",
     ),
+    (
+        "closed_queue cycle of live queues",
+        doc(
+            top=CAL,
+            queues=queue(hours='"office"', when_closed='"overflow"', closed_queue='"q2"')
+            + queue("q2", hours='"office"', when_closed='"overflow"', closed_queue='"q1"'),
+        ),
+        f"{Q}.closed_queue: closed_queue cycle: q1 -> q2 -> q1; the last queue of a chain "
+        'must hold ("wait", not for live channels), refuse, or have no hours',
+    ),
+    (
+        "closed_queue cycle behind the first queue",
+        doc(
+            top=CAL,
+            queues=queue(hours='"office"', when_closed='"overflow"', closed_queue='"q2"')
+            + queue("q2", hours='"office"', when_closed='"overflow"', closed_queue='"q3"')
+            + queue("q3", hours='"office"', when_closed='"overflow"', closed_queue='"q2"'),
+        ),
+        "queues.q2.closed_queue: closed_queue cycle: q2 -> q3 -> q2; the last queue of a "
+        'chain must hold ("wait", not for live channels), refuse, or have no hours',
+    ),
 ]
 
 
@@ -420,3 +444,32 @@ def test_live_channel_with_hours_may_refuse_or_overflow() -> None:
         ClosedAction.OVERFLOW,
         ClosedAction.WAIT,
     ]
+
+
+SUNDAY_3 = int(datetime(2026, 11, 22, 3, tzinfo=UTC).timestamp() * 1000)  # office closed
+
+
+def test_a_live_contact_is_refused_where_the_closed_chain_would_hold_it() -> None:
+    """The loader keeps live queues from holding; a config built around it (a loop of
+    closed queues, a "wait" queue reached by a live contact) still never holds a
+    caller: admit refuses, naming the queue asked for and its opening."""
+    t = load(
+        doc(
+            top=CAL,
+            queues=queue(hours='"office"', when_closed='"overflow"', closed_queue='"q2"')
+            + queue("q2", hours='"office"', when_closed='"refuse"'),
+        )
+    ).tenants["t1"]
+    q2 = replace(t.queues["q2"], when_closed=ClosedAction.OVERFLOW, closed_queue="q1")
+    looped = replace(t, queues={**t.queues, "q2": q2})
+    with pytest.raises(QueueClosed) as info:
+        sla.admit(looped, looped.queues["q1"], SUNDAY_3, "voice")
+    assert info.value.details["queue"] == "q1"
+    assert info.value.details["opens_at"] == "2026-11-23T07:00:00.000Z"  # Monday 08:00 Madrid
+    # a contact of another channel is held in the first queue seen twice, as before
+    assert sla.admit(looped, looped.queues["q1"], SUNDAY_3, "email")[0].id == "q1"
+    mail = load(doc(top=CAL, queues=queue(hours='"office"', channel='"email"'))).tenants["t1"]
+    with pytest.raises(QueueClosed):
+        sla.admit(mail, mail.queues["q1"], SUNDAY_3, "chat")
+    q, held = sla.admit(mail, mail.queues["q1"], SUNDAY_3, "email")
+    assert (q.id, held) == ("q1", int(datetime(2026, 11, 23, 7, tzinfo=UTC).timestamp() * 1000))

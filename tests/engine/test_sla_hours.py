@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from router.clock import VirtualClock
+from router.engine import Engine
 from router.errors import QueueClosed
 from router.model import AgentStatus, ContactState, NewContact
 from router.sla import SlaStatus, sla_of
@@ -246,3 +247,105 @@ async def test_held_contact_leaving_the_hold_waits_from_then(make_engine: Engine
     assert (c.created_ms, c.arrived_ms) == (SATURDAY_NOON + 3_600_000, SATURDAY_NOON)
     # an ordinary contact has no separate arrival
     assert (await eng.get_contact("e1")).arrived_ms is None
+
+
+RAISE_BODY = """
+[routing]
+presence_timeout_s = 0
+max_missed_offers = 0
+
+[pools.inhouse]
+
+[calendars.office]
+timezone = "Europe/Madrid"
+hours = { mon = ["09:00-18:00"], tue = ["09:00-18:00"], wed = ["09:00-18:00"], thu = ["09:00-18:00"], fri = ["09:00-18:00"] }
+
+[queues.email]
+channel = "email"
+pools = ["inhouse"]
+hours = "office"
+when_closed = "wait"
+
+[queues.email.sla]
+first_response_s = 3600
+
+[[queues.email.sla.priority]]
+min = 2
+first_response_s = 600
+
+[[queues.email.sla.escalation]]
+on = "warning"
+action = "raise_priority"
+by = 1
+
+[queues.other]
+channel = "email"
+pools = ["inhouse"]
+"""
+
+
+async def _line(eng: Engine, queue: str) -> list[tuple[str, int]]:
+    key = eng.keys.waiting(queue, "email", 0)
+    return [(m.decode(), int(s)) for m, s in await eng.redis.zrange(key, 0, -1, withscores=True)]
+
+
+async def test_a_released_contact_keeps_its_arrival_in_line_after_a_raise(
+    make_engine: EngineFactory,
+) -> None:
+    """W (priority 2, held since Saturday noon) is ahead of X (priority 0, held since
+    13:00) at the opening; W's warning raises its priority, which must not send it
+    behind X: its score still counts from its arrival, not from the release."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(RAISE_BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="W", priority=2))
+    clock.set_ms(SATURDAY_NOON + H)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="X", priority=0))
+    clock.set_ms(NEXT_MONDAY_9)
+    await eng.run_due_timers()
+    aging = 60_000
+    assert await _line(eng, "email") == [
+        ("W", SATURDAY_NOON - 2 * aging),
+        ("X", SATURDAY_NOON + H),
+    ]
+    clock.set_ms(NEXT_MONDAY_9 + 481_000)  # W's warning: 0.8 x 600 s after the release
+    await eng.run_due_timers()
+    (esc,) = await typed(eng, "contact.escalated")
+    assert (esc["contact"], esc["priority"]) == ("W", "3")
+    assert await _line(eng, "email") == [
+        ("W", SATURDAY_NOON - 3 * aging),
+        ("X", SATURDAY_NOON + H),
+    ]
+    # its wait still counts from the release
+    assert (await eng.get_contact("W")).created_ms == NEXT_MONDAY_9
+
+
+async def test_a_released_contact_transferred_keeps_its_arrival_in_line(
+    make_engine: EngineFactory,
+) -> None:
+    """Released at the opening, then transferred: the new queue orders it by its
+    arrival too, ahead of a contact that arrived there after it."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(RAISE_BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    clock.set_ms(NEXT_MONDAY_9)
+    await eng.run_due_timers()
+    clock.advance(60)
+    await eng.create_contact(NewContact(channel="email", queue="other", id="o1"))
+    await eng.transfer("e1", queue="other")
+    assert await _line(eng, "other") == [("e1", SATURDAY_NOON), ("o1", NEXT_MONDAY_9 + 60_000)]
+
+
+async def test_the_held_count_includes_contacts_held_in_sub_queues(
+    make_engine: EngineFactory,
+) -> None:
+    """A contact with skill requirements beyond its queue's is held in its sub-queue's
+    hold set; the queue's `held` gauge counts it, like `waiting` counts sub-queues."""
+    clock = VirtualClock(SATURDAY_NOON)
+    eng = await make_engine(BODY, clock)
+    await eng.create_contact(NewContact(channel="email", queue="email", id="e1"))
+    await eng.create_contact(
+        NewContact(channel="email", queue="email", id="e2", skills={"spanish": 3})
+    )
+    assert (await eng.redis.hget(eng.keys.contact("e2"), "place") or b"").startswith(b"hold:email~")
+    live = await eng.queue_snapshot("email")
+    assert (live["waiting"], live["held"]) == (0, 2)

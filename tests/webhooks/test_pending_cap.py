@@ -84,3 +84,46 @@ async def test_the_cap_holds_within_one_batch_and_never_enqueues_twice(
     assert (await store.pending(["all"]))["all"] == 1
     d = (await store.drops(["all"]))["all"]
     assert d is not None and d.count == len(entries) - 1
+
+
+async def test_the_drop_record_describes_the_latest_outage_and_keeps_earlier_ones(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    h = await make_hooks(subscription_toml("all", receiver.url("/all"), ["*"]), max_pending=2)
+    store = h.sender.stores[h.engine.tenant.id]
+    r, k = h.engine.redis, h.engine.keys
+
+    async def outage(contacts: int) -> list[str]:
+        """The receiver is not answered for a while: events past the cap are dropped."""
+        before = set(await _event_ids(h))
+        for _ in range(contacts):
+            await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+        await h.consumer.drain()
+        return [i for i in await _event_ids(h) if i not in before]
+
+    first = await outage(3)
+    d1 = (await store.drops(["all"]))["all"]
+    assert d1 is not None and d1.ended_ms is None and d1.previous == ()
+    assert (d1.first_event, d1.last_event, d1.run_count) == (first[2], first[-1], len(first) - 2)
+    h.clock.advance(60)
+    await h.send()  # the receiver is back and catches up
+    between = await outage(1)  # stored again: the first run is over
+    assert len(between) <= 2
+    await h.send()
+    d = (await store.drops(["all"]))["all"]
+    assert d is not None and d.ended_ms == h.clock.now_ms() and d.count == d1.count
+    h.clock.advance(60)
+    second = await outage(3)  # the second outage
+    d2 = (await store.drops(["all"]))["all"]
+    assert d2 is not None and d2.count == len(first) - 2 + len(second) - 2
+    assert (d2.first_event, d2.last_event) == (second[2], second[-1])
+    assert d2.run_count == len(second) - 2 and d2.ended_ms is None
+    assert d2.first_ms == h.clock.now_ms()
+    [prev] = d2.previous
+    assert (prev.first_event, prev.last_event, prev.count) == (first[2], first[-1], d1.count)
+    assert prev.ended_ms == d.ended_ms and prev.first_ms == d1.first_ms
+    # XRANGE first..last replays exactly the second outage's drops: nothing delivered
+    delivered = {x.json["id"] for x in receiver.at("/all")}
+    replay = [i.decode() for i, _ in await r.xrange(k.events, d2.first_event, d2.last_event)]
+    assert replay == second[2:] and not delivered & set(replay)
+    assert set(between) <= delivered

@@ -136,11 +136,13 @@ async def test_a_delivery_whose_every_sender_dies_ends_as_a_dead_letter_unsent(
     await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
     await h.consumer.drain()
     store = h.sender.stores[h.engine.tenant.id]
+    takes = []
     for attempt in (1, 2):  # each sender takes it, then dies while sending
         [taken], dead = await store.take(
             [("crm", 4)], 12_000, f"doomed{attempt}", max_attempts=2, dead_letter_ms=60_000
         )
         assert taken.attempt == attempt and dead == []
+        takes.append(taken)
         h.clock.advance(12)
     assert await h.sender.run_once() == 0  # attempt 3 would exceed max_attempts
     await h.sender.drain()
@@ -152,7 +154,8 @@ async def test_a_delivery_whose_every_sender_dies_ends_as_a_dead_letter_unsent(
     assert letter["attempts"] == 2 and letter["last_status"] is None
     assert "no outcome recorded for attempt 2" in letter["last_error"]
     assert letter["dead_ms"] == h.clock.now_ms()
-    assert not await store.result(taken, "ok")  # the dead sender's lease is gone
+    assert not await store.result(takes[0], "ok")  # not the last attempt: changes nothing
+    assert (await store.dead_letters(0, 10))[1] == 1
     # retried after the fix, it is sent again with fresh attempts
     assert await store.retry_dead(taken.id)
     await h.send()
@@ -282,3 +285,41 @@ async def test_an_event_that_always_fails_to_enqueue_is_parked_not_retried_forev
     await h.send()
     got = sorted(x.headers["Switchboard-Event-Id"] for x in receiver.at("/crm"))
     assert got == [received[0], received[2]]  # the others were delivered
+
+
+async def test_a_late_outcome_of_the_last_attempt_settles_its_dead_letter(
+    make_hooks: HooksFactory, receiver: Receiver
+) -> None:
+    """The last sender only lost its lease (a slow receiver): take made the delivery a
+    dead letter, but the event did arrive. Its late `ok` removes the dead letter, so
+    neither the dead letter nor a retry of it sends the event twice."""
+    h = await make_hooks(
+        subscription_toml("crm", receiver.url("/crm"), ["contact.received"]), max_attempts=1
+    )
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    await h.engine.create_contact(NewContact(channel="chat", queue="chat"))
+    await h.consumer.drain()
+    store = h.sender.stores[h.engine.tenant.id]
+    slow, dead = await store.take(
+        [("crm", 4)], 12_000, "slow", max_attempts=1, dead_letter_ms=60_000
+    )
+    assert len(slow) == 2 and dead == []
+    h.clock.advance(13)  # both leases run out while the receiver is slow
+    taken, dead = await store.take(
+        [("crm", 4)], 12_000, "other", max_attempts=1, dead_letter_ms=60_000
+    )
+    assert taken == [] and sorted(dead) == sorted(t.id for t in slow)
+    # the slow sender's answers arrive: one delivered, one refused with a 500
+    assert await store.result(slow[0], "ok")
+    assert await store.result(slow[1], "dead", status=500, error="HTTP 500")
+    [letter], total = await store.dead_letters(0, 10)
+    assert total == 1 and letter["id"] == slow[1].id
+    assert letter["last_status"] == 500 and letter["last_error"] == "HTTP 500"
+    r, k = h.engine.redis, h.engine.keys
+    assert not await r.exists(k.webhook_delivery(slow[0].id))
+    assert not await store.retry_dead(slow[0].id)  # no dead letter to replay
+    assert not await store.result(slow[1], "ok")  # recorded once; no longer late
+    # a retried dead letter takes no late outcome of its earlier life
+    assert await store.retry_dead(slow[1].id)
+    assert not await store.result(slow[1], "ok")
+    assert await r.zcard(k.webhook_due("crm")) == 1

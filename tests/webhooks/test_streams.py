@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
+from redis.exceptions import (
+    BusyLoadingError,
+    MasterDownError,
+    OutOfMemoryError,
+    ReadOnlyError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from router.keys import TenantKeys
-from router.streams import Entry, StreamConsumer
+from router.server.embedded import EmbeddedValkey
+from router.streams import Entry, Handler, Stalled, StreamConsumer
 
 from ..conftest import drop_tenant, new_tenant_id
 
@@ -186,3 +196,131 @@ async def test_redis_being_unavailable_never_parks_entries(redis: Redis, stream:
             await c.poll(down)
     assert c.parked == 0 and await c.parked_entries() == []
     assert (await redis.xpending(stream, "g"))["pending"] == 1
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        OutOfMemoryError("command not allowed when used memory > 'maxmemory'."),
+        ReadOnlyError("You can't write against a read only replica."),
+        BusyLoadingError("Redis is loading the dataset in memory"),
+        MasterDownError("Link with MASTER is down and replica-serve-stale-data is set to 'no'."),
+    ],
+    ids=lambda e: type(e).__name__,
+)
+async def test_typed_server_errors_never_park_entries(
+    redis: Redis, stream: str, error: Exception
+) -> None:
+    """redis-py strips the code (OOM, READONLY...) from the message: the class tells."""
+    c = StreamConsumer(redis, stream, "g", "c1", parked_key=stream + "-parked", max_failures=2)
+    await c.ensure_group()
+    await _add(redis, stream, 2)
+
+    async def failing(entries: list[Entry]) -> None:
+        raise error
+
+    for _ in range(12):
+        with pytest.raises(type(error)):
+            await c.poll(failing)
+    assert c.parked == 0 and await c.parked_entries() == []
+    assert (await redis.xpending(stream, "g"))["pending"] == 2
+
+
+async def test_a_real_out_of_memory_server_never_parks_entries(tmp_path: Path) -> None:
+    server = EmbeddedValkey(tmp_path)
+    server.start()
+    r = Redis.from_url(server.url)
+    try:
+        stream = TenantKeys("oom").events
+        c = StreamConsumer(r, stream, "g", "c1", parked_key=stream + "-parked", max_failures=2)
+        await c.ensure_group()
+        await _add(r, stream, 1)
+
+        async def write(entries: list[Entry]) -> None:
+            await r.hset("applied", mapping={e.id: "1" for e in entries})
+            await c.ack([e.id for e in entries])
+
+        await r.config_set("maxmemory", 1)  # noeviction: every denyoom write is refused
+        try:
+            for _ in range(8):
+                with pytest.raises(OutOfMemoryError):
+                    await c.poll(write)
+        finally:
+            await r.config_set("maxmemory", 0)
+        assert c.parked == 0 and await c.parked_entries() == []
+        assert await c.poll(write) == 1  # memory back: the entry goes through
+        assert await r.hlen("applied") == 1
+    finally:
+        await r.aclose()
+        server.stop()
+
+
+async def _poll_until_stalled(c: StreamConsumer, handle: Handler, tries: int = 60) -> None:
+    for _ in range(tries):
+        try:
+            await c.poll(handle)
+        except Stalled:
+            return
+        except RuntimeError:
+            continue
+    raise AssertionError("never stalled")
+
+
+async def test_when_every_entry_fails_nothing_is_parked_and_it_resumes_once_fixed(
+    redis: Redis, stream: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    c = StreamConsumer(
+        redis, stream, "g", "c1", batch=10, max_failures=2, parked_key=stream + "-parked"
+    )
+    await c.ensure_group()
+    ids = await _add(redis, stream, 3)
+    broken = True
+    handled: list[str] = []
+
+    async def handle(entries: list[Entry]) -> None:  # e.g. a corrupt subscription
+        if broken:
+            raise RuntimeError("corrupt configuration")
+        handled.extend(e.id for e in entries)
+        await c.ack([e.id for e in entries])
+
+    caplog.set_level(logging.ERROR, "switchboard.streams")
+    await _poll_until_stalled(c, handle)
+    await _poll_until_stalled(c, handle)  # again after the wait: still nothing parked
+    assert c.stalls == 2 and c.parked == 0 and await c.parked_entries() == []
+    assert (await redis.xpending(stream, "g"))["pending"] == 3
+    stalled = [m for m in caplog.messages if "stalled" in m]
+    assert len(stalled) == 1 and "corrupt configuration" in stalled[0]  # rate-limited
+    broken = False
+    while await c.poll(handle):
+        pass
+    assert sorted(handled) == ids and c.parked == 0
+    assert (await redis.xpending(stream, "g"))["pending"] == 0
+
+
+async def test_a_lone_failing_entry_is_parked_once_a_later_one_goes_through(
+    redis: Redis, stream: str
+) -> None:
+    c = StreamConsumer(redis, stream, "g", "c1", max_failures=2, parked_key=stream + "-parked")
+    await c.ensure_group()
+    [bad] = await _add(redis, stream, 1)
+    handled: list[str] = []
+
+    async def handle(entries: list[Entry]) -> None:
+        if any(e.id == bad for e in entries):
+            raise RuntimeError("bad entry")
+        handled.extend(e.id for e in entries)
+        await c.ack([e.id for e in entries])
+
+    await _poll_until_stalled(c, handle)  # alone, nothing to compare with: not parked
+    assert c.parked == 0
+    good = await _add(redis, stream, 2)
+    for _ in range(20):
+        with contextlib.suppress(RuntimeError, Stalled):
+            await c.poll(handle)
+        if c.parked:
+            break
+    assert c.parked == 1 and [p["id"] for p in await c.parked_entries()] == [bad]
+    while await c.poll(handle):
+        pass
+    assert handled == good
+    assert (await redis.xpending(stream, "g"))["pending"] == 0

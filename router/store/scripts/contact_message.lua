@@ -76,7 +76,8 @@ if prio0 then
   c.prio = prio0
   call('HDEL', ckey, 'prio0')
 end
-c.score = NOW - c.prio * qcfg(c.queue).aging
+c.arrived = 0 -- a new wait: no longer held, arrived now
+c.score = queue_score(c, c.prio, qcfg(c.queue).aging)
 call('HSET', ckey, 'stage', 0, 'qentered', NOW, 'created', NOW, 'score', c.score, 'prio', c.prio)
 add_entry()
 emit('contact.reopened', cfields(c, { 'agent', last, 'closed_ms', NOW - closed }))

@@ -100,7 +100,7 @@ end
 
 -- writes
 if idem ~= '' then call('SET', P .. 'idem:' .. idem, cid, 'PX', idem_ttl) end
-local score = NOW - prio * qc.aging
+local score = NOW - prio * qc.aging -- queue_score (lib/core.lua) of a contact arriving now
 call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
   'sig', sig)

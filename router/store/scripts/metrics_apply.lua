@@ -38,7 +38,8 @@ ARGV[5]  abandon grace, ms (abandons within it leave the service level's denomin
 ARGV[6]  history retention of the 15-minute intervals, ms
 ARGV[7]  service-level clocks: '<queue>=<ms>,...' (answer clock: answered within
          <ms>) or '<queue>=f<ms>,...' (first-response clock: first response within
-         <ms>, from contact.responded, or the completion when none was recorded)
+         <ms>, from contact.responded, or the completion when none was recorded:
+         contact.completed's `responded` = 0)
 ARGV[8]  threshold for a queue not listed (removed from the config), ms: answer clock
 
 Returns  { entries applied, id of the last one or '', cursor }: cursor is XAUTOCLAIM's
@@ -234,9 +235,15 @@ APPLY['contact.completed'] = function(e, at)
   if str(e.pool) == '' then return end -- never answered: no handle time
   if FR[e.queue] then
     -- completed without a recorded response: the completion is the first response
-    -- (as in the contact view). Unknown once the contact's hash has expired: skipped.
-    local r = call('HMGET', contact_key(e), 'created', 'responded')
-    if r[1] and not r[2] then first_response(e, at, at - num(e.created, at)) end
+    -- (as in the contact view). The event says whether this wait had one (`responded`,
+    -- as of the completion: a reopen clears the contact's own field before this runs).
+    -- Events written without the field: the contact's hash, skipped once it expired.
+    local responded = e.responded
+    if responded == nil then
+      local r = call('HMGET', contact_key(e), 'created', 'responded')
+      if r[1] then responded = r[2] and '1' or '0' end
+    end
+    if responded == '0' then first_response(e, at, at - num(e.created, at)) end
   end
   local handle = num(e.handle_ms, 0)
   add(at, 'q:' .. e.queue .. ':hnd', 1)

@@ -106,7 +106,7 @@ local function raise_priority(c, by, kind, level)
   -- the priority it arrived with decides its SLA targets (a reopen's too)
   call('HSETNX', ckey, 'prio0', c.prio)
   c.prio = prio
-  c.score = c.created - prio * (qc and qc.aging or 0)
+  c.score = queue_score(c, prio, qc and qc.aging or 0)
   call('HSET', ckey, 'prio', prio, 'score', c.score)
   local pl = c.place
   if c.state == 'queued' and (string.sub(pl, 1, 2) == 'w:' or string.sub(pl, 1, 3) == 'aw:') then
@@ -140,7 +140,7 @@ local function move_queue(c, target, kind, level)
   c.queue = qc.id
   c.stage = 0
   c.qentered = NOW
-  c.score = c.created - c.prio * qc.aging
+  c.score = queue_score(c, c.prio, qc.aging)
   c.pref = ''
   call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
     'pref', '', 'assigned', '', 'offered', '')

@@ -58,7 +58,7 @@ if qc then
   c.queue = qc.id
   c.stage = 0
   c.qentered = NOW
-  c.score = c.created - c.prio * qc.aging
+  c.score = queue_score(c, c.prio, qc.aging)
   c.pref = ''
   call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
     'pref', '', 'assigned', '', 'offered', '')

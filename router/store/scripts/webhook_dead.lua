@@ -34,7 +34,7 @@ if op == 'delete' then
 end
 local sub = call('HGET', key, 'sub')
 if not sub then return 0 end
-call('HSET', key, 'attempts', 0, 'lease', '', 'dead', '')
+call('HSET', key, 'attempts', 0, 'lease', '', 'late', '', 'dead', '')
 call('ZADD', P .. 'wh:due:' .. sub, NOW, did)
 call('SADD', P .. 'wh:active', sub)
 return 1

@@ -10,9 +10,14 @@ member of wh:due:<subscription> with score = when it is due (ms).
 
 A subscription that already has `max pending` deliveries (waiting or being
 sent) gets no more: a dead receiver must not fill Redis with bodies, and with
-it the routing writes. Such a delivery is not stored; it is counted in
-wh:drop:<subscription> (count, first and last event id, first_at, last_at), so
-the operator can replay that range from the stream.
+it the routing writes. Such a delivery is not stored; it is counted in the
+hash wh:drop:<subscription>, so the operator can replay what was lost from the
+stream. `count` counts every drop; `first`, `last`, `first_at`, `last_at` and
+`run_count` describe the latest run of drops: one outage, whose first..last
+range holds no event delivered to the subscription. The run ends
+(`ended_at` = now) when a delivery of the subscription is stored again; the
+next drop starts a new run and moves the ended one to `previous` (JSON, newest
+first, at most PREVIOUS_RUNS runs).
 
 KEYS[1]  sb:{tenant}:meta
 ARGV[1]  now (ms)
@@ -35,7 +40,21 @@ local n = tonumber(ARGV[4])
 if not n or n < 0 then raise('SBINVALID', 'entry count must be a number') end
 local acked, enqueued = 0, 0
 local size = {}  -- subscription -> deliveries it has, kept up to date in this batch
-local drops = {} -- subscription -> { dropped, first event id, last event id }
+local drops = {} -- subscription -> its wh:drop record, loaded once, written at the end
+local PREVIOUS_RUNS = 10
+
+local function drop_record(sub)
+  local d = drops[sub]
+  if d then return d end
+  local v = call('HMGET', P .. 'wh:drop:' .. sub, 'first', 'last', 'first_at', 'last_at',
+    'run_count', 'ended_at', 'count')
+  d = { first = v[1], last = v[2], first_at = v[3], last_at = v[4],
+        run_count = tonumber(v[5]) or tonumber(v[7]) or 0, ended_at = v[6] or '',
+        added = 0, ended = {}, dirty = false }
+  d.open = d.first and d.ended_at == ''
+  drops[sub] = d
+  return d
+end
 local i = 5
 for _ = 1, n do
   local eid, etype, body, k = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
@@ -50,19 +69,27 @@ for _ = 1, n do
       local due_key = P .. 'wh:due:' .. sub
       local have = size[sub] or call('ZCARD', due_key)
       if have >= cap then
-        local d = drops[sub]
-        if not d then
-          d = { 0, eid, eid }
-          drops[sub] = d
+        local d = drop_record(sub)
+        if not d.open then -- a new run: the ended one (if any) becomes a previous one
+          if d.first then
+            table.insert(d.ended, 1, { first = d.first, last = d.last,
+              first_at = tonumber(d.first_at), last_at = tonumber(d.last_at),
+              count = d.run_count, ended_at = tonumber(d.ended_at) })
+          end
+          d.first, d.first_at, d.run_count, d.ended_at, d.open = eid, NOW, 0, '', true
         end
-        d[1] = d[1] + 1
-        d[3] = eid
+        d.run_count = d.run_count + 1
+        d.last, d.last_at, d.added, d.dirty = eid, NOW, d.added + 1, true
       elseif call('EXISTS', key) == 0 then
         call('HSET', key, 'sub', sub, 'event', eid, 'type', etype, 'body', body,
           'attempts', 0, 'created', NOW, 'lease', '', 'error', '', 'status', '', 'last', '')
         call('ZADD', due_key, NOW, did)
         have = have + 1
         enqueued = enqueued + 1
+        local d = drop_record(sub)
+        if d.open then -- stored again: the run of drops is over
+          d.ended_at, d.open, d.dirty = NOW, false, true
+        end
       end
       size[sub] = have
     end
@@ -73,13 +100,24 @@ local dropped = {}
 for sub, have in pairs(size) do
   if have > 0 then call('SADD', P .. 'wh:active', sub) end
   local d = drops[sub]
-  if d then
+  if d and d.dirty then
     local dk = P .. 'wh:drop:' .. sub
-    call('HINCRBY', dk, 'count', d[1])
-    if call('HSETNX', dk, 'first', d[2]) == 1 then call('HSET', dk, 'first_at', NOW) end
-    call('HSET', dk, 'last', d[3], 'last_at', NOW)
+    call('HINCRBY', dk, 'count', d.added)
+    call('HSET', dk, 'first', d.first, 'last', d.last, 'first_at', d.first_at,
+      'last_at', d.last_at, 'run_count', d.run_count, 'ended_at', d.ended_at)
+    if #d.ended > 0 then
+      local prev = d.ended
+      local old = call('HGET', dk, 'previous')
+      if old then
+        for _, run in ipairs(cjson.decode(old)) do prev[#prev + 1] = run end
+      end
+      while #prev > PREVIOUS_RUNS do table.remove(prev) end
+      call('HSET', dk, 'previous', cjson.encode(prev))
+    end
+  end
+  if d and d.added > 0 then
     dropped[#dropped + 1] = sub
-    dropped[#dropped + 1] = d[1]
+    dropped[#dropped + 1] = d.added
   end
 end
 return { acked, enqueued, dropped }

@@ -6,7 +6,10 @@ when it ends, and another sender tries again (at least once). `attempts` is
 counted here. A due delivery that has already had `max attempts` attempts
 (its last sender died, or lost its lease, before recording an outcome) is not
 sent again: it becomes a dead letter here, so a delivery that kills every
-sender still ends as a dead letter instead of being leased forever.
+sender still ends as a dead letter instead of being leased forever. The last
+sender's token is kept in `late`: if that sender merely lost its lease and
+reports its outcome after all, webhook_result accepts it (a late `ok` removes
+the dead letter: the event was delivered, and a replay would send it twice).
 
 KEYS[1]  sb:{tenant}:meta
 ARGV[1]  now (ms)
@@ -42,11 +45,12 @@ for i = 7, #ARGV, 2 do
     local ids = call('ZRANGEBYSCORE', due_key, '-inf', NOW, 'LIMIT', 0, want)
     for _, did in ipairs(ids) do
       local key = P .. 'wh:d:' .. did
-      local v = call('HMGET', key, 'event', 'type', 'body', 'attempts')
+      local v = call('HMGET', key, 'event', 'type', 'body', 'attempts', 'lease')
       if not v[1] then
         call('ZREM', due_key, did) -- its record is gone (purged): nothing to send
       elseif (tonumber(v[4]) or 0) >= max_attempts then
-        call('HSET', key, 'lease', '', 'status', '', 'last', NOW, 'dead', NOW, 'error',
+        call('HSET', key, 'lease', '', 'late', v[5] or '', 'status', '', 'last', NOW,
+          'dead', NOW, 'error',
           'no outcome recorded for attempt ' .. v[4] .. ': its sender stopped or lost its lease')
         call('ZREM', due_key, did)
         call('ZADD', K_WH_DEAD, NOW, did)

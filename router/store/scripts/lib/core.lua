@@ -178,6 +178,24 @@ end
 
 local routing_queue -- defined below
 
+-- When a contact arrived: `arrived` for one that was held while its queue was
+-- closed (its `created` is then its release), else `created`. Cached on c
+-- (0 = never held); unhold and a reopen keep the cache current.
+local function arrival(c)
+  if c.arrived == nil then c.arrived = num(call('HGET', P .. 'c:' .. c.id, 'arrived'), 0) end
+  if c.arrived > 0 then return c.arrived end
+  return c.created
+end
+
+-- The one place a waiting score is computed (lower is served first): arrival
+-- minus priority x aging. Held contacts keep their arrival as the base, so the
+-- night they were held still counts for their place in line (contacts released
+-- at the same opening stay in arrival order), while their wait_ms and SLA
+-- clocks count from the release (`created`).
+local function queue_score(c, prio, aging)
+  return arrival(c) - prio * aging
+end
+
 -- A contact whose queue was removed from the config moves to the queue the
 -- removed queue names for its channel (following further removals), stage 0,
 -- keeping its arrival time. Returns true when it moved.
@@ -193,7 +211,7 @@ local function follow_removed(c)
   c.queue = qc.id
   c.stage = 0
   c.qentered = NOW
-  c.score = c.created - c.prio * qc.aging
+  c.score = queue_score(c, c.prio, qc.aging)
   call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score)
   emit('contact.transferred', cfields(c, { 'from_queue', base_queue(from), 'from_state', c.state,
     'reason', 'queue_removed', 'wait_ms', NOW - c.created }))
@@ -216,10 +234,12 @@ end
 -- out of that set by the caller) starts waiting now, when it joins a queue (the
 -- opening, a transfer, an escalation's move_queue): `created`, from which every
 -- wait_ms, response_ms and the contact view count, becomes now, and its arrival
--- is kept in `arrived`. The night it was held is not waiting time.
+-- is kept in `arrived`. The night it was held is not waiting time, but its
+-- score keeps counting from the arrival (queue_score).
 local function unhold(c)
   if string.sub(c.place, 1, 5) ~= 'hold:' then return end
   call('HSET', P .. 'c:' .. c.id, 'arrived', c.created, 'created', NOW)
+  c.arrived = c.created
   c.created = NOW
 end
 
@@ -535,11 +555,15 @@ local function complete_now(c, a, disposition)
   local assigned = num(c.assigned, NOW)
   local wrapat = num(c.wrapat, NOW)
   if c.assigned ~= '' then record_handle_time(c, a, NOW - assigned) end
-  call('HSET', P .. 'c:' .. c.id, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
+  local ckey = P .. 'c:' .. c.id
+  -- whether this wait had a recorded first response, as of now: a reopen clears
+  -- the contact's `responded` before the metrics read this event
+  local responded = call('HEXISTS', ckey, 'responded')
+  call('HSET', ckey, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
   c.state = 'completed'
   emit('contact.completed', cfields(c, { 'agent', c.agent, 'pool', c.pool,
     'talk_ms', wrapat - assigned, 'wrap_ms', NOW - wrapat, 'handle_ms', NOW - assigned,
-    'disposition', disposition }))
+    'disposition', disposition, 'responded', responded }))
   if c.cust ~= '' then
     call('SET', P .. 'cl:' .. c.cust, c.agent, 'PX', meta().ret)
   end

@@ -130,22 +130,8 @@ local function move_queue(c, target, kind, level)
   end
   escalated(c, 'move_queue', kind, level, target, '')
   local from_queue, from_agent, from_state = c.queue, c.agent, c.state
-  if c.state == 'queued' and c.place ~= '' then call('ZREM', P .. c.place, c.id) end
-  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'q|' .. c.id)
-  local dkey = P .. 'dc:' .. c.id
-  local decl = call('SMEMBERS', dkey)
-  for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
-  call('DEL', dkey)
-  if holder then release(holder, c) end
-  c.queue = qc.id
-  c.stage = 0
-  c.qentered = NOW
-  c.score = queue_score(c, c.prio, qc.aging)
-  c.pref = ''
-  call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
-    'pref', '', 'assigned', '', 'offered', '')
-  place_in_queue(c)
-  schedule_stage(c)
+  detach(c, holder)
+  enter_queue(c, qc)
   emit('contact.transferred', cfields(c, { 'from_queue', base_queue(from_queue),
     'from_agent', from_agent, 'from_state', from_state, 'to_agent', '', 'reason', 'escalation',
     'wait_ms', NOW - c.created }))

@@ -45,25 +45,9 @@ if c.state == 'reserved' or c.state == 'assigned' then holder = must_agent(c.age
 
 -- writes
 local from_queue, from_agent, from_state = c.queue, c.agent, c.state
-if c.state == 'queued' then call('ZREM', P .. c.place, c.id) end
-call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id)
-local dkey = P .. 'dc:' .. c.id
-local decl = call('SMEMBERS', dkey)
-for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
-call('DEL', dkey)
-if holder then
-  release(holder, c)
-end
+detach(c, holder)
 if qc then
-  c.queue = qc.id
-  c.stage = 0
-  c.qentered = NOW
-  c.score = queue_score(c, c.prio, qc.aging)
-  c.pref = ''
-  call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
-    'pref', '', 'assigned', '', 'offered', '')
-  place_in_queue(c)
-  schedule_stage(c)
+  enter_queue(c, qc)
 else
   call('HSET', P .. 'c:' .. c.id, 'assigned', '', 'offered', '')
   place_for_agent(c, target.id, NOW + meta().xferms)

@@ -265,6 +265,33 @@ local function place_for_agent(c, aid, until_ms)
   call('ZADD', K_TIMERS, until_ms, 'p|' .. c.id)
 end
 
+-- Take a queued, reserved or assigned contact out of where it is before it moves
+-- (transfer, escalation move_queue): its set, its timers, its declines, and the
+-- load it puts on `holder` (the agent it is reserved or assigned to, or nil).
+-- c.place keeps its old value, so place_in_queue still sees a held contact leave.
+local function detach(c, holder)
+  if c.state == 'queued' and c.place ~= '' then call('ZREM', P .. c.place, c.id) end
+  call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'p|' .. c.id, 'q|' .. c.id)
+  local dkey = P .. 'dc:' .. c.id
+  local decl = call('SMEMBERS', dkey)
+  for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
+  call('DEL', dkey)
+  if holder then release(holder, c) end
+end
+
+-- Make `qc` a detached contact's queue, from its first stage, and put it in line.
+local function enter_queue(c, qc)
+  c.queue = qc.id
+  c.stage = 0
+  c.qentered = NOW
+  c.score = queue_score(c, c.prio, qc.aging)
+  c.pref = ''
+  call('HSET', P .. 'c:' .. c.id, 'queue', c.queue, 'stage', 0, 'qentered', NOW, 'score', c.score,
+    'pref', '', 'assigned', '', 'offered', '')
+  place_in_queue(c)
+  schedule_stage(c)
+end
+
 local function queue_size(qc)
   local n = 0
   for ch in string.gmatch(qc.chans, '[^,]+') do

@@ -131,6 +131,26 @@ def accepts_event_stream(accept: str | None) -> bool:
     return best is not None and best[1] > 0
 
 
+def require_event_stream(request: web.Request) -> None:
+    """406 before any work when the client does not take text/event-stream."""
+    if not accepts_event_stream(request.headers.get("Accept")):
+        raise ApiError(406, "not acceptable", f"this resource is {EVENT_STREAM}; accept it")
+
+
+async def open_event_stream(request: web.Request) -> web.StreamResponse:
+    """Send the head of an SSE response; after this, errors can no longer be problems.
+    `X-Accel-Buffering: no` keeps nginx-style proxies from holding frames back."""
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": EVENT_STREAM,
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",
+        }
+    )
+    await resp.prepare(request)
+    return resp
+
+
 def _frame(seq: int, event: str, data: dict[str, Any]) -> bytes:
     return f"id: {seq}\nevent: {event}\ndata: {_dumps(data)}\n\n".encode()
 
@@ -243,8 +263,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
     who = principal(request, Role.AGENT, Role.ADMIN)
     aid = validate_id(request.match_info["id"], "id")
     _acting_agent(who, aid)
-    if not accepts_event_stream(request.headers.get("Accept")):
-        raise ApiError(406, "not acceptable", f"this resource is {EVENT_STREAM}; accept it")
+    require_event_stream(request)
     service = request.app[SERVICE]
     engine = service.engines[who.tenant]
     with contextlib.ExitStack() as stack:
@@ -258,14 +277,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         await engine.heartbeat(aid)  # 404 for an unknown agent
         diff = _Diff(aid)
         first = await diff.step(engine)  # until prepare(), errors become problems
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": EVENT_STREAM,
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await resp.prepare(request)
+        resp = await open_event_stream(request)
         try:
             await _stream(request, resp, who, aid, diff, first, woken)
         except ConnectionError:

@@ -31,7 +31,7 @@ from ..engine import Engine
 from ..metrics import definitions as d
 from ..metrics.query import HISTORY_MAX_MS as HISTORY_MAX_MS
 from ..metrics.query import WINDOWS, Scope, history, snapshot, totals
-from .agent_events import EVENT_STREAM, accepts_event_stream
+from .agent_events import open_event_stream, require_event_stream
 from .auth import Principal, TokenTable, digest, principal
 from .context import SERVICE, engine_for
 from .negotiate import respond
@@ -235,22 +235,14 @@ async def metrics_stream(request: web.Request) -> web.StreamResponse:
     or when the token is no longer configured."""
     who = principal(request, Role.SUPERVISOR, Role.ADMIN)
     window = _window(request)
-    if not accepts_event_stream(request.headers.get("Accept")):
-        raise ApiError(406, "not acceptable", f"this resource is {EVENT_STREAM}; accept it")
+    require_event_stream(request)
     engine = engine_for(request, who)
     hub = _hub(request.app)
     token = digest(request.headers.get("Authorization", "").partition(" ")[2].strip())
     with hub.listen(engine, window, scope_of(who)) as (feed, woken):
         assert feed.first is not None
         await asyncio.shield(feed.first)  # the first snapshot; its errors become problems
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": EVENT_STREAM,
-                "Cache-Control": "no-cache",
-                "X-Accel-Buffering": "no",
-            }
-        )
-        await resp.prepare(request)
+        resp = await open_event_stream(request)
         try:
             await _stream(request, resp, hub, feed, woken, token)
         except ConnectionError:

@@ -8,15 +8,12 @@ timer still fires exactly once, and a process that dies loses nothing.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Sequence
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from .clock import Clock
 from .engine import Engine
+from .loops import poll_until_stopped
 
 log = logging.getLogger("switchboard.timers")
 
@@ -43,13 +40,4 @@ class TimerLoop:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = self.poll_s
-        while not stop.is_set():
-            try:
-                await self.run_once()
-                backoff = self.poll_s
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("timer loop: redis unavailable (%s); retrying", exc)
-                backoff = min(backoff * 2, 5.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
+        await poll_until_stopped("timer loop", self.run_once, stop, self.poll_s, log)

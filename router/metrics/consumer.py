@@ -10,7 +10,6 @@ the next call of any consumer takes over where the group stands.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -19,13 +18,12 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..clock import Clock
 from ..config.model import SlaKind, TenantConfig
 from ..engine import Engine
 from ..keys import TenantKeys
+from ..loops import poll_until_stopped
 from ..store.scripts import script_source
 from .definitions import service_clock
 
@@ -151,16 +149,4 @@ class MetricsLoop:
         return total
 
     async def run(self, stop: asyncio.Event) -> None:
-        backoff = self.poll_s
-        while not stop.is_set():
-            try:
-                await self.run_once()
-                backoff = self.poll_s
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("metrics loop: redis unavailable (%s); retrying", exc)
-                backoff = min(backoff * 2, 5.0)
-            except Exception:  # a bug must not stop the metrics of every tenant for good
-                log.exception("metrics loop failed; retrying")
-                backoff = min(backoff * 2, 5.0)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=backoff)
+        await poll_until_stopped("metrics loop", self.run_once, stop, self.poll_s, log)

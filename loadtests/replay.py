@@ -21,7 +21,6 @@ import dataclasses
 import heapq
 import json
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -38,10 +37,10 @@ from router.errors import SwitchboardError
 from router.keys import TenantKeys
 from router.metrics import definitions as d
 from router.model import AgentSpec, AgentStatus, Customer, NewContact
-from router.server.embedded import EmbeddedValkey
 from router.store.connection import connect
 from router.store.scripts import Scripts
 
+from .bench import drop_tenant, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .trace import FormatError, Roster, RosterAgent, TraceContact, read_roster, read_trace
 
@@ -360,35 +359,12 @@ WALL_FIELDS = ("wall_s", "throughput_per_s", "sim_contacts_per_s")
 @contextlib.asynccontextmanager
 async def redis_for(url: str | None) -> AsyncIterator[Redis]:
     """A client on the given URL, or on a private embedded Valkey for the block."""
-    if url:
-        r = await connect(url)
+    async with valkey_url(url, "replay") as server_url:
+        r = await connect(server_url)
         try:
             yield r
         finally:
             await r.aclose()
-        return
-    with tempfile.TemporaryDirectory(prefix="sb-replay-") as tmp:
-        server = EmbeddedValkey(Path(tmp))
-        await asyncio.to_thread(server.start)
-        try:
-            r = await connect(server.url)
-            try:
-                yield r
-            finally:
-                await r.aclose()
-        finally:
-            await asyncio.to_thread(server.stop, 30.0)
-
-
-async def drop_tenant(r: Redis, tenant: str) -> None:
-    batch: list[Any] = []
-    async for k in r.scan_iter(match=TenantKeys(tenant).pattern(), count=5000):
-        batch.append(k)
-        if len(batch) >= 1000:
-            await r.unlink(*batch)
-            batch = []
-    if batch:
-        await r.unlink(*batch)
 
 
 def load_tenant(

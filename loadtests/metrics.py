@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import json
 import os
-import platform
 import random
 import socket
 import statistics
@@ -45,7 +44,7 @@ from router.keys import TenantKeys
 from router.metrics.consumer import apply_batch, apply_script
 from router.model import NewContact
 
-from .bench import code_version, log, valkey_url
+from .bench import log, machine_info, valkey_url
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "config" / "demo.toml"
@@ -93,19 +92,12 @@ return #ids
 
 
 def machine(code: str | None) -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "code": code or code_version("router"),
-        "loadavg_1m_at_start": round(os.getloadavg()[0], 2),
-    }
+    """machine_info, with the load at the start and an optional code label override."""
+    out = machine_info()
+    if code:
+        out["code"] = code
+    out["loadavg_1m_at_start"] = round(os.getloadavg()[0], 2)
+    return out
 
 
 # -- consumer ---------------------------------------------------------------------

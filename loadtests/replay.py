@@ -23,7 +23,6 @@ import json
 import sys
 import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -42,7 +41,8 @@ from router.store.scripts import Scripts
 
 from .bench import drop_tenant, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
-from .trace import FormatError, Roster, RosterAgent, TraceContact, read_roster, read_trace
+from .report import Counts, Outcome, build_report, merge_shifts
+from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
 
 # 2024-01-01T00:00:00Z: trace time 0 on the engine clock (calendars see a real date).
 START_MS = 1_704_067_200_000
@@ -51,44 +51,6 @@ START_MS = 1_704_067_200_000
 # before a shift ends or a contact arrives at the same ms; a contact whose patience
 # runs out at the very ms an agent frees up is answered.
 COMPLETE, SHIFT_START, SHIFT_END, ARRIVAL, PATIENCE = range(5)
-
-
-@dataclass
-class Outcome:
-    """What the simulation saw of one contact (times on the engine clock, ms)."""
-
-    queue: str
-    channel: str
-    arrived_ms: int
-    handle_ms: int
-    answered_ms: int | None = None
-    abandoned_ms: int | None = None
-    agent: str = ""
-
-    @property
-    def wait_ms(self) -> int | None:
-        end = self.answered_ms if self.answered_ms is not None else self.abandoned_ms
-        return None if end is None else end - self.arrived_ms
-
-
-@dataclass
-class Counts:
-    """Counters named as in router/metrics/definitions.py, per queue or pool."""
-
-    c: dict[str, int] = field(default_factory=dict)
-
-    def add(self, name: str, n: int = 1) -> None:
-        self.c[name] = self.c.get(name, 0) + n
-
-
-def _merge(shifts: Sequence[tuple[float, float]]) -> list[tuple[int, int]]:
-    out: list[tuple[int, int]] = []
-    for s, e in sorted((round(a * 1000), round(b * 1000)) for a, b in shifts):
-        if out and s <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], e))
-        else:
-            out.append((s, e))
-    return out
 
 
 def _str(v: Any) -> str:
@@ -190,7 +152,7 @@ class VirtualReplay:
     async def _start_agents(self) -> None:
         for a in self.roster.agents:
             spec = AgentSpec(a.id, a.pool, a.id, dict(a.skills), dict(a.capacity))
-            shifts = None if a.shifts is None else _merge(a.shifts)
+            shifts = None if a.shifts is None else merge_shifts(a.shifts)
             always = shifts is None
             await self.engine.upsert_agent(
                 spec, AgentStatus.AVAILABLE if always else AgentStatus.OFFLINE
@@ -217,7 +179,6 @@ class VirtualReplay:
             self.rejected[kind] = self.rejected.get(kind, 0) + 1
             return
         self.outcomes[c.id] = Outcome(c.queue, c.channel, now, round(c.handle_s * 1000))
-        self.queue_counts.setdefault(c.queue, Counts()).add(d.OFFERED)
         if c.patience_s is not None:
             self._push(now + round(c.patience_s * 1000), PATIENCE, c.id)
 
@@ -265,90 +226,28 @@ class VirtualReplay:
 
     # -- the report -----------------------------------------------------------
 
-    def _available_ms(self, a: RosterAgent) -> int:
-        end = self.end_ms - START_MS
-        if a.shifts is None:
-            return end
-        return sum(max(0, min(e, end) - s) for s, e in _merge(a.shifts))
-
     def report(self) -> dict[str, Any]:
-        """Figures computed by router/metrics/definitions.py from the counters the
-        simulation observed: offers, answers, waits and abandons from its own calls
-        (the same values as the stream's contact.assigned / contact.abandoned
-        wait_ms), handle times from the stream's contact.completed events."""
-        t_ms = round(self.sl_threshold_s * 1000)
-        grace_ms = round(self.tenant.metrics.abandon_grace_s * 1000)
-        pool_of = {a.id: a.pool for a in self.roster.agents}
-        # copies: the stream's counters stay as they are, so report() can run again
-        queue_counts = {k: Counts(dict(v.c)) for k, v in self.queue_counts.items()}
-        pool_counts = {k: Counts(dict(v.c)) for k, v in self.pool_counts.items()}
-        waited = decided = 0
-        still = 0
-        for o in self.outcomes.values():
-            q = queue_counts.setdefault(o.queue, Counts())
-            w = o.wait_ms
-            if w is None:
-                still += 1
-                continue
-            decided += 1
-            waited += w > 0
-            if o.answered_ms is not None:
-                p = pool_counts.setdefault(pool_of.get(o.agent, ""), Counts())
-                for c in (q, p):
-                    c.add(d.ANSWERED)
-                    c.add(d.WAIT_MS, w)
-                    c.add(d.ANSWERED_WITHIN, int(w <= t_ms))
-            else:
-                q.add(d.ABANDONED)
-                q.add(d.ABANDONED_IN_GRACE, int(w <= grace_ms))
-        for a in self.roster.agents:
-            pool_counts.setdefault(a.pool, Counts()).add(d.AVAILABLE_MS, self._available_ms(a))
-        total = Counts()
-        for c in queue_counts.values():
-            for k, v in c.c.items():
-                total.add(k, v)
-        pools_total = Counts()
-        for c in pool_counts.values():
-            for k, v in c.c.items():
-                pools_total.add(k, v)
-        overall = d.queue_figures(total.c, self.sl_threshold_s)
-        offered = int(overall["offered"])  # type: ignore[call-overload]
-        sim_s = (self.end_ms - START_MS) / 1000
-        wall = max(self.wall_s, 1e-9)
-        waiting = {
-            q: sum(1 for o in self.outcomes.values() if o.queue == q and o.wait_ms is None)
-            for q in queue_counts
-        }
-        return {
-            "mode": "virtual",
-            "tenant": self.tenant.id,
-            "seed": self.seed,
-            "offered": offered,
-            "answered": overall["answered"],
-            "abandoned": overall["abandoned"],
-            "still_waiting": still,
-            "rejected": dict(sorted(self.rejected.items())),
-            "service_level": overall["service_level"],
-            "p_wait": None if decided == 0 else round(waited / decided, 4),
-            "asa_s": overall["asa_s"],
-            "aht_s": overall["aht_s"],
-            "abandon_rate": overall["abandon_rate"],
-            "occupancy": d.occupancy(
-                pools_total.c.get(d.HANDLE_MS, 0), pools_total.c.get(d.AVAILABLE_MS, 0)
-            ),
-            "queues": {
-                q: {
-                    **d.queue_figures(c.c, self.sl_threshold_s),
-                    "still_waiting": waiting.get(q, 0),
-                }
-                for q, c in sorted(queue_counts.items())
-            },
-            "pools": {p: d.pool_figures(c.c) for p, c in sorted(pool_counts.items()) if p},
-            "simulated_s": round(sim_s, 3),
-            "wall_s": round(self.wall_s, 3),
-            "throughput_per_s": round(offered / wall, 1),
-            "sim_contacts_per_s": round(offered / wall, 1),
-        }
+        """Figures from router/metrics/definitions.py (loadtests/report.py): offers,
+        answers, waits and abandons from the simulation's own calls (the same values
+        as the stream's contact.assigned / contact.abandoned wait_ms), handle times
+        from the stream's contact.completed events."""
+        rep = build_report(
+            mode="virtual",
+            tenant=self.tenant.id,
+            seed=self.seed,
+            outcomes=self.outcomes,
+            queue_counts=self.queue_counts,
+            pool_counts=self.pool_counts,
+            agents=self.roster.agents,
+            rejected=self.rejected,
+            sl_threshold_s=self.sl_threshold_s,
+            grace_ms=round(self.tenant.metrics.abandon_grace_s * 1000),
+            start_ms=START_MS,
+            end_ms=self.end_ms,
+            wall_s=self.wall_s,
+        )
+        rep["sim_contacts_per_s"] = rep["throughput_per_s"]
+        return rep
 
 
 # -- running it ------------------------------------------------------------------

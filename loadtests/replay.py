@@ -22,7 +22,7 @@ import heapq
 import json
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -37,10 +37,10 @@ from router.keys import TenantKeys
 from router.metrics import definitions as d
 from router.model import AgentSpec, AgentStatus, Customer, NewContact
 from router.store.connection import connect
-from router.store.scripts import Scripts
 
 from .bench import drop_tenant, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
+from .held_scripts import HeldScripts
 from .report import Counts, Outcome, build_report, merge_shifts
 from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
 
@@ -79,7 +79,8 @@ class VirtualReplay:
         self.sl_threshold_s = sl_threshold_s
         self.seed = seed  # nothing is drawn at random yet; kept in the report
         self.clock = VirtualClock(START_MS)
-        self.engine = Engine(redis, self.tenant, self.clock, Scripts(redis))
+        self.scripts = HeldScripts(redis)
+        self.engine = Engine(redis, self.tenant, self.clock, self.scripts)
         self.keys = TenantKeys(self.tenant.id)
         self.outcomes: dict[str, Outcome] = {}
         self.rejected: dict[str, int] = {}
@@ -90,7 +91,8 @@ class VirtualReplay:
         self._last_id = "0-0"
         self._next_timer: int | None = None
         self._read = 0
-        self._known: set[str] = set()
+        self._offers: list[tuple[str, str]] = []
+        self._accepts: list[asyncio.Future[None]] = []
         self.wall_s = 0.0
         self.end_ms = START_MS
 
@@ -100,20 +102,33 @@ class VirtualReplay:
 
     # -- the engine's side ----------------------------------------------------
 
-    async def _sync(self) -> list[tuple[str, str]]:
-        """Read new stream events and the earliest due timer; returns the offers made."""
-        pipe = self.redis.pipeline(transaction=False)
-        pipe.xread({self.keys.events: self._last_id})
-        pipe.zrange(self.keys.timers, 0, 0, withscores=True)
-        streams, head = await pipe.execute()
-        offers: list[tuple[str, str]] = []
+    def _commands(self) -> list[tuple[Any, ...]]:
+        """The reads that ride along with every flush: new stream events, next timer."""
+        cmds: list[tuple[Any, ...]] = [
+            ("XREAD", "STREAMS", self.keys.events, self._last_id),
+            ("ZRANGE", self.keys.timers, 0, 0, "WITHSCORES"),
+        ]
+        if self._read >= 20_000:  # nobody else reads this tenant's stream
+            cmds.append(("XTRIM", self.keys.events, "MINID", self._last_id))
+            self._read = 0
+        return cmds
+
+    def _consume(self, replies: list[Any]) -> None:
+        streams, head = replies[0], replies[1]
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        # raw replies: RESP2 (lists) or RESP3 (a map of streams, [member, score] pairs)
+        if isinstance(streams, dict):
+            streams = list(streams.items())
         for _, entries in streams or []:
-            for eid, f in entries:
+            for eid, flat in entries:
                 self._last_id = _str(eid)
                 self._read += 1
+                f = dict(zip(flat[::2], flat[1::2], strict=True))
                 typ = f.get(b"type")
                 if typ == b"contact.reserved":
-                    offers.append((_str(f[b"contact"]), _str(f[b"agent"])))
+                    self._offers.append((_str(f[b"contact"]), _str(f[b"agent"])))
                 elif typ == b"contact.completed":
                     handle_ms = int(f[b"handle_ms"])
                     q = self.queue_counts.setdefault(_str(f[b"queue"]), Counts())
@@ -121,46 +136,62 @@ class VirtualReplay:
                     for c in (q, p):
                         c.add(d.HANDLED)
                         c.add(d.HANDLE_MS, handle_ms)
-        self._next_timer = int(head[0][1]) if head else None
-        if self._read >= 20_000:  # nobody else reads this tenant's stream
-            await self.redis.xtrim(self.keys.events, minid=self._last_id)
-            self._read = 0
-        return offers
+        if head and isinstance(head[0], list):
+            head = head[0]
+        self._next_timer = int(float(head[1])) if head else None
 
-    async def _settle(self) -> None:
-        """Accept every offer the last transitions made, as a simulated agent does."""
-        # An accept makes no new offer (it only takes capacity), so one read is enough.
+    async def _step(self, *calls: Awaitable[Any]) -> list[Any]:
+        """Run engine calls at the clock's time, behind the accepts still held, then
+        accept every offer made, as a simulated agent does at once. The accepts are
+        queued now (with this time) and sent with the next step's calls."""
+        results = await self.scripts.drive([*self._accepts, *calls], self._commands, self._consume)
+        for r in results[: len(self._accepts)]:
+            if isinstance(r, BaseException):
+                raise r
+        self._accepts = []
+        results = results[len(results) - len(calls) :] if calls else []
         now = self.clock.now_ms()
-        for cid, agent in await self._sync():
-            await self.engine.accept(cid, agent)
+        for cid, agent in self._offers:
+            self._accepts.append(asyncio.ensure_future(self.engine.accept(cid, agent)))
             o = self.outcomes[cid]
             o.answered_ms = now
             o.agent = agent
             self._push(now + o.handle_ms, COMPLETE, cid, agent)
+        self._offers = []
+        if self._accepts:
+            await asyncio.sleep(0)  # each accept queues its script with this time
+        return results
 
     async def _timers_until(self, t_ms: int) -> None:
         """Fire the engine's timers due up to t_ms, each at its own due time."""
         while self._next_timer is not None and self._next_timer <= t_ms:
             self.clock.set_ms(max(self.clock.now_ms(), self._next_timer))
-            await self.engine.run_due_timers()
-            await self._settle()
+            await self._step(self.engine.run_due_timers())
             if self._next_timer is not None and self._next_timer <= self.clock.now_ms():
                 raise RuntimeError(f"timer due at {self._next_timer} did not fire")
 
     # -- the simulation -------------------------------------------------------
 
     async def _start_agents(self) -> None:
+        calls = []
         for a in self.roster.agents:
             spec = AgentSpec(a.id, a.pool, a.id, dict(a.skills), dict(a.capacity))
             shifts = None if a.shifts is None else merge_shifts(a.shifts)
             always = shifts is None
-            await self.engine.upsert_agent(
-                spec, AgentStatus.AVAILABLE if always else AgentStatus.OFFLINE
-            )
+            status = AgentStatus.AVAILABLE if always else AgentStatus.OFFLINE
+            calls.append(self.engine.upsert_agent(spec, status))
             for s, e in shifts or []:
                 self._push(START_MS + s, SHIFT_START, a.id)
                 self._push(START_MS + e, SHIFT_END, a.id)
-        await self._settle()
+        # one at a time: the order agents come in decides routing ties
+        for call in calls:
+            await self._check(call)
+
+    async def _check(self, call: Awaitable[Any]) -> Any:
+        (result,) = await self._step(call)
+        if isinstance(result, BaseException):
+            raise result
+        return result
 
     async def _arrive(self, c: TraceContact, now: int) -> None:
         new = NewContact(
@@ -172,23 +203,27 @@ class VirtualReplay:
             priority=c.priority,
             id=c.id,
         )
-        try:
-            await self.engine.create_contact(new)
-        except SwitchboardError as exc:  # unknown queue, queue full or closed...
-            kind = type(exc).__name__
+        # known before the call: the step accepts the offer it makes at once
+        self.outcomes[c.id] = Outcome(c.queue, c.channel, now, round(c.handle_s * 1000))
+        (result,) = await self._step(self.engine.create_contact(new))
+        if isinstance(result, SwitchboardError):  # unknown queue, queue full or closed...
+            del self.outcomes[c.id]
+            kind = type(result).__name__
             self.rejected[kind] = self.rejected.get(kind, 0) + 1
             return
-        self.outcomes[c.id] = Outcome(c.queue, c.channel, now, round(c.handle_s * 1000))
+        if isinstance(result, BaseException):
+            raise result
         if c.patience_s is not None:
             self._push(now + round(c.patience_s * 1000), PATIENCE, c.id)
 
     async def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
-        await self.engine.apply_config()
+        await self._check(self.engine.apply_config())
         await self._start_agents()
         arrivals = self.contacts
         i = 0
         heap = self._heap
+        engine = self.engine
         while i < len(arrivals) or heap:
             t_arr = START_MS + round(arrivals[i].at * 1000) if i < len(arrivals) else None
             if heap and (t_arr is None or (heap[0][0], heap[0][1]) < (t_arr, ARRIVAL)):
@@ -204,20 +239,18 @@ class VirtualReplay:
             elif kind == COMPLETE:
                 q = self.tenant.queues.get(self.outcomes[a].queue)
                 wrap = q is not None and self.tenant.wrap_up_ms(q, self.outcomes[a].channel) > 0
-                await self.engine.complete(a, b, skip_wrap_up=not wrap)
+                await self._check(engine.complete(a, b, skip_wrap_up=not wrap))
             elif kind == PATIENCE:
                 o = self.outcomes[a]
                 if o.answered_ms is None and o.abandoned_ms is None:
-                    await self.engine.abandon(a, "customer_left")
                     o.abandoned_ms = t
-                else:
-                    continue
+                    await self._check(engine.abandon(a, "customer_left"))
             elif kind == SHIFT_START:
-                await self.engine.set_agent_status(a, AgentStatus.AVAILABLE)
+                await self._check(engine.set_agent_status(a, AgentStatus.AVAILABLE))
             elif kind == SHIFT_END:
-                await self.engine.set_agent_status(a, AgentStatus.OFFLINE, "shift_end")
-            await self._settle()
-        # wrap-ups and other timers left when the last event has run
+                await self._check(engine.set_agent_status(a, AgentStatus.OFFLINE, "shift_end"))
+        # held accepts, then wrap-ups and other timers left when the last event has run
+        await self._step()
         if self._next_timer is not None:
             await self._timers_until(self._next_timer + 7 * 86_400_000)
         self.end_ms = self.clock.now_ms()
@@ -320,7 +353,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--roster", required=True, help="JSON roster of agents")
     p.add_argument("--config", help="tenant config TOML (default: derived from the data)")
     p.add_argument(
-        "--mode", choices=("virtual", "realtime"), default="virtual", help="virtual time"
+        "--mode",
+        choices=("virtual", "realtime"),
+        default="virtual",
+        help="virtual: simulated time, as fast as the CPU allows; realtime: drive a server "
+        "over HTTP at the trace's times / --speed",
     )
     p.add_argument("--seed", type=int, default=0, help="seed (the report records it)")
     p.add_argument(
@@ -334,6 +371,20 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--redis-url", help="use this Redis (default: a private embedded Valkey)")
     p.add_argument("--tenant", default="replay", help="tenant id of the derived config")
     p.add_argument("--report", required=True, help="where to write the JSON report")
+    rt = p.add_argument_group("realtime mode")
+    rt.add_argument(
+        "--target", metavar="URL", help="drive this deployment (default: start our own server)"
+    )
+    rt.add_argument("--token", help="with --target: a token with the admin and ingest roles")
+    rt.add_argument(
+        "--speed", type=float, default=1.0, help="trace seconds per wall second (default 1)"
+    )
+    rt.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="progress bar on stderr (default: when stderr is a terminal)",
+    )
     return p
 
 
@@ -344,7 +395,11 @@ def _fail(msg: str) -> int:
 
 async def _main(args: argparse.Namespace) -> int:
     if args.mode == "realtime":
-        return _fail("--mode realtime is not built yet; use --mode virtual")
+        from .realtime import main_realtime
+
+        return await main_realtime(args)
+    if args.target is not None or args.token is not None:
+        return _fail("--target and --token are for --mode realtime")
     if args.sl_threshold is not None and not args.sl_threshold > 0:
         return _fail(f"--sl-threshold: must be > 0, got {args.sl_threshold:g}")
     try:

@@ -161,7 +161,6 @@ def test_cli_bad_input(tmp_path: Path) -> None:
         (("--trace", str(bad), "--roster", str(roster)), "t.jsonl:1: handle_s: required"),
         (("--trace", str(tmp_path / "none.jsonl"), "--roster", str(roster)), "none.jsonl"),
         (("--trace", str(bad), "--roster", str(roster), "--sl-threshold", "0"), "sl-threshold"),
-        (("--trace", str(bad), "--roster", str(roster), "--mode", "realtime"), "realtime"),
         (("--trace", str(bad)), "--roster"),
         (("--trace", str(bad), "--roster", str(roster), "--seed", "x"), "--seed"),
     ]

@@ -20,6 +20,7 @@ import contextlib
 import dataclasses
 import heapq
 import json
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -42,6 +43,7 @@ from .bench import drop_tenant, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .held_scripts import HeldScripts
 from .report import Counts, Outcome, build_report, merge_shifts
+from .segments import merge_results, replay_segments, split_points
 from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
 
 # 2024-01-01T00:00:00Z: trace time 0 on the engine clock (calendars see a real date).
@@ -308,11 +310,82 @@ def load_tenant(
     sl_threshold_s: float = DEFAULT_SL_THRESHOLD_S,
 ) -> TenantConfig:
     """--config's only (or first) tenant, or the configuration derived from the data."""
+    text, source = tenant_text(
+        config, contacts, roster, tenant=tenant, sl_threshold_s=sl_threshold_s
+    )
+    return next(iter(load_config_text(text, source=source).tenants.values()))
+
+
+def tenant_text(
+    config: str | None,
+    contacts: Sequence[TraceContact],
+    roster: Roster,
+    *,
+    tenant: str = "replay",
+    sl_threshold_s: float = DEFAULT_SL_THRESHOLD_S,
+) -> tuple[str, str]:
+    """The TOML text of --config, or of the configuration derived from the data, and
+    its name for error messages."""
     if config is None:
         text = derive_toml(contacts, roster, tenant=tenant, sl_threshold_s=sl_threshold_s)
-        return load_config_text(text, source="<derived>").tenants[tenant]
-    cfg = load_config_text(Path(config).read_text(encoding="utf-8"), source=config)
-    return next(iter(cfg.tenants.values()))
+        return text, "<derived>"
+    return Path(config).read_text(encoding="utf-8"), config
+
+
+async def run_virtual(
+    args: argparse.Namespace,
+    tenant: TenantConfig,
+    contacts: Sequence[TraceContact],
+    roster: Roster,
+    sl_threshold_s: float,
+) -> dict[str, Any]:
+    """The virtual replay of the CLI: in segments on --jobs processes when the roster
+    has quiet stretches to split at (loadtests/segments.py), else in one run."""
+    jobs = args.jobs if args.jobs > 0 else os.cpu_count() or 1
+    if jobs < 2 or not split_points(contacts, roster):
+        async with redis_for(args.redis_url) as r:
+            sim = await replay_virtual(
+                r, tenant, contacts, roster, sl_threshold_s=sl_threshold_s, seed=args.seed
+            )
+        rep = sim.report()
+        rep["segments"] = 1
+        return rep
+    text, source = tenant_text(
+        args.config, contacts, roster, tenant=args.tenant, sl_threshold_s=sl_threshold_s
+    )
+    async with valkey_url(args.redis_url, "replay") as url:
+        results, wall_s, merged = await asyncio.to_thread(
+            replay_segments,
+            contacts,
+            roster,
+            redis_url=url,
+            config_text=text,
+            config_source=source,
+            sl_threshold_s=sl_threshold_s,
+            seed=args.seed,
+            workers=jobs,
+        )
+    m = merge_results(results)
+    rep = build_report(
+        mode="virtual",
+        tenant=tenant.id,
+        seed=args.seed,
+        outcomes=m["outcomes"],
+        queue_counts=m["queue_counts"],
+        pool_counts=m["pool_counts"],
+        agents=roster.agents,
+        rejected=m["rejected"],
+        sl_threshold_s=sl_threshold_s,
+        grace_ms=round(tenant.metrics.abandon_grace_s * 1000),
+        start_ms=START_MS,
+        end_ms=m["end_ms"] or START_MS,
+        wall_s=wall_s,
+    )
+    rep["sim_contacts_per_s"] = rep["throughput_per_s"]
+    rep["segments"] = len(results)
+    rep["segments_rerun"] = merged
+    rep["jobs"] = jobs
+    return rep
 
 
 async def replay_virtual(
@@ -331,6 +404,7 @@ async def replay_virtual(
     try:
         await sim.run()
     finally:
+        await sim.scripts.close()
         if not keep:
             await drop_tenant(redis, tenant.id)
     return sim
@@ -370,6 +444,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--redis-url", help="use this Redis (default: a private embedded Valkey)")
     p.add_argument("--tenant", default="replay", help="tenant id of the derived config")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        metavar="N",
+        help="virtual mode: worker processes for independent stretches of the trace "
+        "(default: one per CPU; 1: one sequential run)",
+    )
     p.add_argument("--report", required=True, help="where to write the JSON report")
     rt = p.add_argument_group("realtime mode")
     rt.add_argument(
@@ -419,9 +501,7 @@ async def _main(args: argparse.Namespace) -> int:
     if args.config and args.sl_threshold is None:
         thresholds = {d.service_clock(q)[1] for q in tenant.queues.values()}
         sl = thresholds.pop() if len(thresholds) == 1 else DEFAULT_SL_THRESHOLD_S
-    async with redis_for(args.redis_url) as r:
-        sim = await replay_virtual(r, tenant, contacts, roster, sl_threshold_s=sl, seed=args.seed)
-    rep = sim.report()
+    rep = await run_virtual(args, tenant, contacts, roster, sl)
     text = json.dumps(rep, indent=1) + "\n"
     await asyncio.to_thread(Path(args.report).write_text, text, encoding="utf-8")
     print(

@@ -42,6 +42,7 @@ from router.store.connection import connect
 from .bench import drop_tenant, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .held_scripts import HeldScripts
+from .html_report import render_html
 from .report import Counts, Outcome, build_report, merge_shifts
 from .segments import merge_results, replay_segments, split_points
 from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
@@ -453,6 +454,7 @@ def _parser() -> argparse.ArgumentParser:
         "(default: one per CPU; 1: one sequential run)",
     )
     p.add_argument("--report", required=True, help="where to write the JSON report")
+    p.add_argument("--html", metavar="OUT", help="also write the report as an HTML page with plots")
     rt = p.add_argument_group("realtime mode")
     rt.add_argument(
         "--target", metavar="URL", help="drive this deployment (default: start our own server)"
@@ -502,14 +504,22 @@ async def _main(args: argparse.Namespace) -> int:
         thresholds = {d.service_clock(q)[1] for q in tenant.queues.values()}
         sl = thresholds.pop() if len(thresholds) == 1 else DEFAULT_SL_THRESHOLD_S
     rep = await run_virtual(args, tenant, contacts, roster, sl)
-    text = json.dumps(rep, indent=1) + "\n"
-    await asyncio.to_thread(Path(args.report).write_text, text, encoding="utf-8")
+    await write_reports(rep, args)
     print(
         f"replay: {rep['offered']} contacts in {rep['wall_s']} s wall "
         f"({rep['sim_contacts_per_s']} contacts/s); report: {args.report}",
         file=sys.stderr,
     )
     return 0
+
+
+async def write_reports(rep: dict[str, Any], args: argparse.Namespace) -> None:
+    """The JSON report (--report) and, with --html, its HTML page (both modes)."""
+    text = json.dumps(rep, indent=1) + "\n"
+    await asyncio.to_thread(Path(args.report).write_text, text, encoding="utf-8")
+    if args.html:
+        page = render_html(rep)
+        await asyncio.to_thread(Path(args.html).write_text, page, encoding="utf-8")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

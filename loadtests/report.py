@@ -22,6 +22,8 @@ from .trace import RosterAgent
 WAIT_EDGES_S = (0, 5, 10, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1200)
 # At most this many points in the "waiting contacts over time" series.
 MAX_POINTS = 1500
+# Its step: the smallest of these (s) that keeps within MAX_POINTS.
+NICE_STEPS_S = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 21_600, 86_400)
 
 
 @dataclass
@@ -111,7 +113,10 @@ def plots(
         i = next((k for k, e in enumerate(WAIT_EDGES_S) if w <= e * 1000), len(WAIT_EDGES_S))
         (answered if o.answered_ms is not None else abandoned)[i] += 1
     # waiting contacts over time: a sweep over arrivals (+1) and ends (-1)
-    step_ms = max(1000, math.ceil(span_ms / MAX_POINTS / 1000) * 1000)
+    step_ms = 1000 * next(
+        (s for s in NICE_STEPS_S if s * 1000 * MAX_POINTS >= span_ms),
+        math.ceil(span_ms / MAX_POINTS / 86_400_000) * 86_400,
+    )
     n_steps = max(1, math.ceil(span_ms / step_ms))
     changes: list[tuple[int, int]] = []
     for o in outs:

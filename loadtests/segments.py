@@ -190,25 +190,25 @@ def replay_segments(
     bounds = split_points(contacts, roster)
     jobs = _jobs(contacts, roster, bounds, common)
     ctx = multiprocessing.get_context("spawn")  # no fork of a running event loop
-    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
-        results = list(pool.map(_work, jobs))
-    merged = 0
-    k = 0
-    next_index = len(jobs)
     from .replay import START_MS
 
-    while k < len(results) - 1:
-        if results[k].finished_by(START_MS):
-            k += 1
-            continue
-        # the segment ran past its boundary: merge it with the next, run again
-        a, b = results[k].job, results[k + 1].job
-        hi = b.hi_s
-        part = a.contacts + b.contacts
-        job = Job(next_index, a.lo_s, hi, part, segment_roster(roster, a.lo_s, hi), **common)
-        next_index += 1
-        merged += 1
-        results[k : k + 2] = [_work(job)]
+    merged = 0
+    with ProcessPoolExecutor(max_workers=max(1, workers), mp_context=ctx) as pool:
+        results = list(pool.map(_work, jobs))
+        k = 0
+        next_index = len(jobs)
+        while k < len(results) - 1:
+            if results[k].finished_by(START_MS):
+                k += 1
+                continue
+            # the segment ran past its boundary: merge it with the next, run again
+            a, b = results[k].job, results[k + 1].job
+            part = a.contacts + b.contacts
+            roster_ab = segment_roster(roster, a.lo_s, b.hi_s)
+            job = Job(next_index, a.lo_s, b.hi_s, part, roster_ab, **common)
+            next_index += 1
+            merged += 1
+            results[k : k + 2] = [pool.submit(_work, job).result()]
     return results, time.perf_counter() - t0, merged
 
 

@@ -188,10 +188,13 @@ def test_cli_runs_a_replay(tmp_path: Path, redis_url: str) -> None:
     out = _cli(
         "--trace", str(trace), "--roster", str(roster), "--mode", "virtual",
         "--redis-url", redis_url, "--tenant", _tenant(), "--report", str(report),
+        "--html", str(tmp_path / "out.html"),
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     rep = json.loads(report.read_text())
     assert rep["offered"] == 7 and rep["still_waiting"] == 1
+    page = (tmp_path / "out.html").read_text()
+    assert page.startswith("<!DOCTYPE html>") and page.count("<svg") == 3
     assert rep["service_level"]["threshold_s"] == 20.0
     for key in ("p_wait", "asa_s", "aht_s", "abandon_rate", "occupancy", "queues", "pools"):
         assert key in rep

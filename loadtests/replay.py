@@ -354,18 +354,17 @@ async def run_virtual(
     text, source = tenant_text(
         args.config, contacts, roster, tenant=args.tenant, sl_threshold_s=sl_threshold_s
     )
-    async with valkey_url(args.redis_url, "replay") as url:
-        results, wall_s, merged = await asyncio.to_thread(
-            replay_segments,
-            contacts,
-            roster,
-            redis_url=url,
-            config_text=text,
-            config_source=source,
-            sl_threshold_s=sl_threshold_s,
-            seed=args.seed,
-            workers=jobs,
-        )
+    results, wall_s, merged = await asyncio.to_thread(
+        replay_segments,
+        contacts,
+        roster,
+        redis_url=args.redis_url or "",  # "": each worker starts its own Valkey
+        config_text=text,
+        config_source=source,
+        sl_threshold_s=sl_threshold_s,
+        seed=args.seed,
+        workers=jobs,
+    )
     m = merge_results(results)
     rep = build_report(
         mode="virtual",

@@ -11,7 +11,8 @@ another process, as in one long run.
   `MIN_GAP_S` in which no agent is on shift. A roster with an agent that has no
   shifts (always on) gives none.
 - Each segment runs in a worker process on its own tenant (`<tenant>-s<k>`), with
-  the contacts that arrive in it and the shifts that fall in it.
+  the contacts that arrive in it and the shifts that fall in it, on the given
+  Redis or on the worker's own embedded Valkey.
 - Every boundary is then checked: the segment before it must have finished
   everything (no contact still waiting, its last event no later than the
   boundary). When one has not, the two segments are merged and run again, so
@@ -26,16 +27,21 @@ days, which agent takes a contact can differ from a sequential run.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import dataclasses
 import itertools
 import multiprocessing
+import shutil
+import tempfile
 import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from router.config import load_config_text
+from router.server.embedded import EmbeddedValkey
 from router.store.connection import connect
 
 from .bench import drop_tenant
@@ -82,7 +88,7 @@ class Job:
     hi_s: float | None  # the next boundary; None for the last segment
     contacts: list[TraceContact]
     roster: Roster
-    redis_url: str
+    redis_url: str  # "": the worker's own embedded Valkey
     config_text: str  # the tenant's TOML (--config's, or derived from the whole trace)
     config_source: str
     sl_threshold_s: float
@@ -116,7 +122,7 @@ async def _run_job(job: Job) -> Result:
     cfg = load_config_text(job.config_text, source=job.config_source)
     tenant = next(iter(cfg.tenants.values()))
     tenant = dataclasses.replace(tenant, id=f"{tenant.id}-s{job.index}")
-    r = await connect(job.redis_url)
+    r = await connect(job.redis_url or _own_server_url())
     try:
         await drop_tenant(r, tenant.id)
         sim = VirtualReplay(
@@ -132,6 +138,23 @@ async def _run_job(job: Job) -> Result:
     return Result(
         job, sim.outcomes, sim.queue_counts, sim.pool_counts, sim.rejected, sim.end_ms, sim.wall_s
     )
+
+
+_OWN_SERVER: EmbeddedValkey | None = None
+
+
+def _own_server_url() -> str:
+    """This worker's private Valkey, started on first use and stopped at exit: with
+    one server per worker, a replay scales with cores instead of stopping at what
+    one single-threaded server can do."""
+    global _OWN_SERVER
+    if _OWN_SERVER is None:
+        tmp = tempfile.mkdtemp(prefix="sb-replay-")
+        atexit.register(shutil.rmtree, tmp, True)  # runs after the server's own stop
+        server = EmbeddedValkey(Path(tmp))
+        server.start()
+        _OWN_SERVER = server
+    return _OWN_SERVER.url
 
 
 def _work(job: Job) -> Result:

@@ -1,15 +1,20 @@
 """Replay a trace against the real engine: `python -m loadtests.replay ...`.
 
-virtual mode: a discrete-event simulation on the engine's VirtualClock, with the real
-Engine and a real Redis (an embedded Valkey unless --redis-url). Events, in a heap
-ordered by (time, kind, sequence): arrivals (create_contact at `at`), agent shifts
-(available / offline), completions (`handle_s` after the simulated agent accepted),
-patience expiry (abandon when not answered by `at + patience_s`), and the engine's
-own timers (run_due_timers whenever virtual time reaches the earliest due timer).
-Offers are read from the tenant's event stream (`contact.reserved`) and accepted at
-once. Nothing sleeps and nothing is random, so a trace, a roster and a config give
-the same report every time. realtime mode (HTTP) is not built yet: `Replay` is the
-seam (docs/replay.md).
+virtual mode (this module): a discrete-event simulation on the engine's
+VirtualClock, with the real Engine and a real Redis (an embedded Valkey unless
+--redis-url). Events, in a heap ordered by (time, kind, sequence): arrivals
+(create_contact at `at`), agent shifts (available / offline), completions
+(`handle_s` after the simulated agent accepted), patience expiry (abandon when not
+answered by `at + patience_s`), and the engine's own timers (run_due_timers whenever
+virtual time reaches the earliest due timer). Offers are read from the tenant's
+event stream (`contact.reserved`) and accepted at once. The engine's script calls
+are held and sent with the stream read in one round trip per step
+(held_scripts.py); independent stretches of the trace run in parallel processes
+(segments.py). Nothing sleeps and nothing is random, so a trace, a roster and a
+config give the same report every time.
+
+realtime mode (realtime.py): drives a server over HTTP at the trace's times.
+Both write the report of report.py (docs/replay.md).
 """
 
 from __future__ import annotations

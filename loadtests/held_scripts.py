@@ -7,7 +7,8 @@ script call of the engine until the simulation flushes them, in call order, in
 one write together with the simulation's own reads (the event stream, the next
 timer). Each call is still its own atomic EVALSHA of the same script with the
 same arguments, and Redis runs the batch in order, so the engine's behaviour is
-that of the calls made one by one; only the round trips are shared.
+that of the calls made one by one; only the round trips are shared. The scripts
+must be loaded before the first flush (a NOSCRIPT retry would reorder the batch).
 """
 
 from __future__ import annotations
@@ -30,7 +31,6 @@ class HeldScripts(Scripts):
         self.queued = asyncio.Event()  # set when a call is queued
         self.round_trips = 0
         self.calls = 0
-        self._noscript = False
         self._conn: Any = None
 
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
@@ -49,12 +49,7 @@ class HeldScripts(Scripts):
         extra = [_Call("", _pack(c), loop.create_future()) for c in commands]
         self.round_trips += 1
         self.calls += len(batch)
-        self._noscript = False
         await self._send(batch + extra)
-        if self._noscript:
-            # the server had lost scripts: they ran after `commands`, on a retry
-            extra = [_Call("", _pack(c), loop.create_future()) for c in commands]
-            await self._send(extra)
         return [c.future.exception() or c.future.result() for c in extra]
 
     async def _execute(self, batch: list[_Call]) -> list[Any]:
@@ -76,7 +71,10 @@ class HeldScripts(Scripts):
             await conn.disconnect()
             await self._redis.connection_pool.release(conn)
             raise
-        self._noscript = self._noscript or any(isinstance(r, NoScriptError) for r in replies)
+        if any(isinstance(r, NoScriptError) for r in replies):
+            # Retrying the calls that missed would run them after the rest of the
+            # batch, out of order: the caller loads every script before it starts.
+            raise NoScriptError("the server lost the scripts (restart or SCRIPT FLUSH)")
         return replies
 
     async def close(self) -> None:

@@ -44,7 +44,7 @@ from router.metrics import definitions as d
 from router.model import AgentSpec, AgentStatus, Customer, NewContact
 from router.store.connection import connect
 
-from .bench import drop_tenant, valkey_url
+from .bench import drop_tenant, load_all_scripts, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .held_scripts import HeldScripts
 from .html_report import render_html
@@ -59,6 +59,9 @@ START_MS = 1_704_067_200_000
 # before a shift ends or a contact arrives at the same ms; a contact whose patience
 # runs out at the very ms an agent frees up is answered.
 COMPLETE, SHIFT_START, SHIFT_END, ARRIVAL, PATIENCE = range(5)
+# After the last event, the engine's timers (wrap-up, overflow, SLA...) run for at
+# most this long: a timer that only ever reschedules itself cannot run forever.
+TIMER_HORIZON_MS = 7 * 86_400_000
 
 
 def _str(v: Any) -> str:
@@ -170,13 +173,14 @@ class VirtualReplay:
             await asyncio.sleep(0)  # each accept queues its script with this time
         return results
 
-    async def _timers_until(self, t_ms: int) -> None:
-        """Fire the engine's timers due up to t_ms, each at its own due time."""
-        while self._next_timer is not None and self._next_timer <= t_ms:
-            self.clock.set_ms(max(self.clock.now_ms(), self._next_timer))
-            await self._step(self.engine.run_due_timers())
-            if self._next_timer is not None and self._next_timer <= self.clock.now_ms():
-                raise RuntimeError(f"timer due at {self._next_timer} did not fire")
+    async def _fire_timers(self) -> None:
+        """Run the engine's timers due at the earliest timer's time."""
+        due = self._next_timer
+        assert due is not None
+        self.clock.set_ms(max(self.clock.now_ms(), due))
+        await self._check(self.engine.run_due_timers())
+        if self._next_timer is not None and self._next_timer <= self.clock.now_ms():
+            raise RuntimeError(f"timer due at {self._next_timer} did not fire")
 
     # -- the simulation -------------------------------------------------------
 
@@ -226,20 +230,40 @@ class VirtualReplay:
 
     async def run(self) -> dict[str, Any]:
         t0 = time.perf_counter()
+        await load_all_scripts(self.redis)  # a NOSCRIPT retry would reorder a batch
         await self._check(self.engine.apply_config())
         await self._start_agents()
         arrivals = self.contacts
         i = 0
         heap = self._heap
         engine = self.engine
-        while i < len(arrivals) or heap:
+        horizon: int | None = None  # when only timers are left: how far to run them
+        while True:
+            # the next event: the heap's top or the next arrival, whichever is first
             t_arr = START_MS + round(arrivals[i].at * 1000) if i < len(arrivals) else None
-            if heap and (t_arr is None or (heap[0][0], heap[0][1]) < (t_arr, ARRIVAL)):
+            from_heap = bool(heap) and (
+                t_arr is None or (heap[0][0], heap[0][1]) < (t_arr, ARRIVAL)
+            )
+            t_next = heap[0][0] if from_heap else t_arr
+            if t_next is None and horizon is None:
+                horizon = self.clock.now_ms() + TIMER_HORIZON_MS
+            # The engine's timers are the third source of events: those due by the
+            # next event run first, at their own time; the offers they make can add
+            # completions before it, so look again after them.
+            limit = t_next if t_next is not None else horizon
+            if self._next_timer is not None and limit is not None and self._next_timer <= limit:
+                if self._accepts:  # held accepts may cancel that timer: send them first
+                    await self._step()
+                    continue
+                await self._fire_timers()
+                continue
+            if t_next is None:
+                break
+            horizon = None
+            if from_heap:
                 t, kind, _, a, b = heapq.heappop(heap)
             else:
-                assert t_arr is not None
-                t, kind, a, b = t_arr, ARRIVAL, "", ""
-            await self._timers_until(t)
+                t, kind, a, b = t_next, ARRIVAL, "", ""
             self.clock.set_ms(max(self.clock.now_ms(), t))
             if kind == ARRIVAL:
                 await self._arrive(arrivals[i], t)
@@ -257,10 +281,7 @@ class VirtualReplay:
                 await self._check(engine.set_agent_status(a, AgentStatus.AVAILABLE))
             elif kind == SHIFT_END:
                 await self._check(engine.set_agent_status(a, AgentStatus.OFFLINE, "shift_end"))
-        # held accepts, then wrap-ups and other timers left when the last event has run
-        await self._step()
-        if self._next_timer is not None:
-            await self._timers_until(self._next_timer + 7 * 86_400_000)
+        await self._step()  # the last held accepts
         self.end_ms = self.clock.now_ms()
         self.wall_s = time.perf_counter() - t0
         return self.report()

@@ -107,13 +107,18 @@ class Result:
     end_ms: int
     wall_s: float
 
+    @property
+    def still_waiting(self) -> bool:
+        return any(o.wait_ms is None for o in self.outcomes.values())
+
     def finished_by(self, start_ms: int) -> bool:
-        """Did everything of this segment end by its next boundary?"""
+        """Did everything of this segment end before its next boundary? (Strictly:
+        at the boundary's very ms the next segment's shift starts run before
+        patience and arrivals, which this segment did not see.)"""
         hi = self.job.hi_s
         if hi is None:
             return True
-        still = any(o.wait_ms is None for o in self.outcomes.values())
-        return not still and self.end_ms <= start_ms + round(hi * 1000)
+        return not self.still_waiting and self.end_ms < start_ms + round(hi * 1000)
 
 
 async def _run_job(job: Job) -> Result:
@@ -224,14 +229,17 @@ def replay_segments(
             if results[k].finished_by(START_MS):
                 k += 1
                 continue
-            # the segment ran past its boundary: merge it with the next, run again
-            a, b = results[k].job, results[k + 1].job
-            part = a.contacts + b.contacts
-            roster_ab = segment_roster(roster, a.lo_s, b.hi_s)
-            job = Job(next_index, a.lo_s, b.hi_s, part, roster_ab, **common)
+            # The segment ran past its boundary: merge it with the next and run
+            # again. A contact still waiting at the end (nobody can take it) would
+            # fail every later boundary too: merge all the rest at once.
+            upto = len(results) if results[k].still_waiting else k + 2
+            first, last = results[k].job, results[upto - 1].job
+            part = [c for r in results[k:upto] for c in r.job.contacts]
+            roster_m = segment_roster(roster, first.lo_s, last.hi_s)
+            job = Job(next_index, first.lo_s, last.hi_s, part, roster_m, **common)
             next_index += 1
-            merged += 1
-            results[k : k + 2] = [pool.submit(_work, job).result()]
+            merged += upto - k - 1
+            results[k:upto] = [pool.submit(_work, job).result()]
     return results, time.perf_counter() - t0, merged
 
 

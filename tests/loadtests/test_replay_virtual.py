@@ -199,3 +199,50 @@ def test_cli_runs_a_replay(tmp_path: Path, redis_url: str) -> None:
     for key in ("p_wait", "asa_s", "aht_s", "abandon_rate", "occupancy", "queues", "pools"):
         assert key in rep
     assert rep["sim_contacts_per_s"] > 0
+
+
+WRAP_UP_CONFIG = """
+[tenant]
+id = "{tenant}"
+channels = ["voice"]
+
+[pools.inhouse]
+kind = "inhouse"
+
+[queues.support]
+channels = ["voice"]
+pools = ["inhouse"]
+offer_timeout_s = 86400
+wrap_up_s = 5
+"""
+
+
+async def test_offers_made_by_engine_timers_complete_on_time(redis: Redis, tmp_path: Path) -> None:
+    # The wrap-up timer frees the agent and offers it the next contact: that offer's
+    # completion must run at its own time, before later arrivals, and at the end.
+    tid = _tenant()
+    config = tmp_path / "c.toml"
+    config.write_text(WRAP_UP_CONFIG.format(tenant=tid))
+    trace = [
+        TraceContact(at, f"c{k}", "voice", "support", 10.0)
+        for k, at in enumerate((0.0, 1.0, 100.0, 200.0), start=1)
+    ]
+    roster = Roster((RosterAgent("a1", "inhouse", {}, {"voice": 1}),))
+    tenant = load_tenant(str(config), trace, roster)
+    sim = await replay_virtual(redis, tenant, trace, roster)
+    waits = {cid: o.wait_ms for cid, o in sim.outcomes.items()}
+    assert waits == {"c1": 0, "c2": 14_000, "c3": 0, "c4": 0}  # c2: after 10 s + 5 s wrap-up
+    rep = sim.report()
+    assert rep["aht_s"] == 15.0 and rep["queues"]["support"]["handled"] == 4
+    assert rep["simulated_s"] == 215.0  # the last wrap-up ends at 200 + 15
+
+
+async def test_a_server_without_the_scripts_loaded(redis: Redis) -> None:
+    # A fresh server: the replay loads every script first, so held calls are never
+    # retried out of order (an accept after the shift end that follows it).
+    await redis.script_flush()
+    trace = [TraceContact(50.0, "c1", "voice", "support", 100.0)]
+    roster = Roster((RosterAgent("a1", "inhouse", {}, {"voice": 1}, ((0.0, 100.0),)),))
+    tenant = load_tenant(None, trace, roster, tenant=_tenant())
+    sim = await replay_virtual(redis, tenant, trace, roster)
+    assert sim.outcomes["c1"].wait_ms == 0 and sim.report()["answered"] == 1

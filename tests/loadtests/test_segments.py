@@ -27,22 +27,22 @@ def _roster(always_on: bool = False) -> Roster:
     return Roster(tuple(agents))
 
 
-def _trace(late_caller: bool = False) -> list[TraceContact]:
+def _trace(late_caller: bool = False, patience: float | None = None) -> list[TraceContact]:
     """Busy days (waits, abandons, a skill) with quiet nights between them."""
     out: list[TraceContact] = []
     for day in range(3):
         for i in range(60):
             at = day * DAY + i * 55.0
             skills = {"spanish": 4} if i % 7 == 0 else {}
-            patience = 90.0 if i % 3 == 0 else None
+            patience_s = 90.0 if i % 3 == 0 else None
             channel = "chat" if i % 5 == 0 else "voice"
             queue = "sales" if channel == "chat" else "support"
             handle = 60.0 + (i * 37) % 140
-            out.append(TraceContact(at, f"d{day}-{i}", channel, queue, handle, patience, skills))
+            out.append(TraceContact(at, f"d{day}-{i}", channel, queue, handle, patience_s, skills))
     if late_caller:
-        # calls in the night, with nobody on shift and endless patience: it waits
-        # for the next morning, across the boundary
-        out.append(TraceContact(DAY - 500.0, "night", "voice", "support", 30.0, None))
+        # calls in the night, with nobody on shift: it waits for the next morning,
+        # across the boundary
+        out.append(TraceContact(DAY - 500.0, "night", "voice", "support", 30.0, patience))
         out.sort(key=lambda c: c.at)
     return out
 
@@ -107,8 +107,26 @@ async def test_segments_give_the_sequential_report(redis: Redis, redis_url: str)
 async def test_a_segment_that_runs_past_its_boundary_is_merged(
     redis: Redis, redis_url: str
 ) -> None:
-    seq, par, results, merged = await _both(redis, redis_url, _trace(late_caller=True))
+    # patient enough to wait until the morning shift: day 0 and day 1 run again as one
+    seq, par, results, merged = await _both(redis, redis_url, _trace(True, patience=600.0))
     assert merged == 1 and len(results) == 2
     night = next(r.outcomes["night"] for r in results if "night" in r.outcomes)
     assert night.answered_ms == START_MS + round(DAY * 1000)  # the next morning
+    assert _comparable(par) == _comparable(seq)
+
+
+async def test_a_contact_nobody_takes_merges_the_rest_at_once(redis: Redis, redis_url: str) -> None:
+    trace = _trace()
+    trace.insert(60, TraceContact(DAY - 600.0, "nobody", "voice", "support", 30.0, None, {"x": 5}))
+    seq, par, results, merged = await _both(redis, redis_url, trace)
+    assert merged == 2 and len(results) == 1  # one rerun, not one per boundary
+    assert seq["still_waiting"] == 1
+    assert _comparable(par) == _comparable(seq)
+
+
+async def test_an_abandon_on_the_boundary_ms_is_rerun(redis: Redis, redis_url: str) -> None:
+    # patience ends at the very ms the morning shift starts: in one run the shift
+    # start comes first and the agent answers; the segment alone would abandon
+    seq, par, _, merged = await _both(redis, redis_url, _trace(True, patience=500.0))
+    assert merged == 1
     assert _comparable(par) == _comparable(seq)

@@ -1,4 +1,4 @@
-"""Switchboard benchmarks: `python -m loadtests.bench {scale,cycle,reference}`.
+"""Switchboard benchmarks: `python -m loadtests.bench {scale,cycle,reference,peers}`.
 
 scale      cost of one routing decision at a small and a large tenant size, and the
            ratio large/small (server time per decision, from INFO commandstats).
@@ -7,6 +7,8 @@ cycle      full contact cycles (arrive, accept, complete, wrap-up done) per seco
            the bare-call reference measured in the same run.
 reference  bare redis-py round trips (PING, trivial EVALSHA) from this process at a
            given concurrency: the yardstick the other figures are divided by.
+peers      `cycle` beside arq's and saq's enqueue-to-processed throughput of no-op jobs
+           (one worker process each, in their own pinned environment .venv-peers).
 
 Every command starts a private embedded Valkey (AOF on, appendfsync everysec, in a
 temporary directory) unless --redis-url is given. See docs/benchmarks.md.
@@ -1304,6 +1306,122 @@ def print_cycle(out: dict[str, Any]) -> None:
     )
 
 
+# -- peers ---------------------------------------------------------------------------
+
+
+def median(xs: Sequence[float]) -> float:
+    s = sorted(xs)
+    return (s[(len(s) - 1) // 2] + s[len(s) // 2]) / 2
+
+
+async def cmd_peers(args: argparse.Namespace) -> dict[str, Any]:
+    """`cycle` and each peer, each on its own Valkey of the same config, per round."""
+    from loadtests import peers as peerlib
+
+    venv = Path(args.venv)
+    log(f"peers: environment {venv} ({peerlib.REQUIREMENTS.name})")
+    installed = await asyncio.to_thread(peerlib.ensure_venv, venv)
+    n, c = args.contacts, args.concurrency
+    modes = [m for m in args.modes.split(",") if m]
+    names = [p for p in args.peers.split(",") if p]
+    cargv = ["cycle", "--contacts", str(n), "-c", str(c), "--no-breakdown", "--ref-seconds", "1"]
+    rounds: list[dict[str, Any]] = []
+    server = ""
+    for i in range(args.rounds):
+        cargs = build_parser().parse_args(cargv)
+        cargs.redis_url, cargs.wait_quiet = args.redis_url, args.wait_quiet
+        log(f"peers: round {i + 1}/{args.rounds}: cycle")
+        cy = await cmd_cycle(cargs)
+        server = cy["server"]
+        rnd: dict[str, Any] = {
+            "cycle": {
+                k: cy[k] for k in ("cycles_per_s", "per_cycle_us", "cycle_latency_ms", "host_load")
+            }
+        }
+        rnd["cycle"]["reference_evalsha_per_s"] = cy["reference"]["evalsha"]["calls_per_s"]
+        for name in names:
+            rnd[name] = {}
+            for mode in modes:
+                if args.wait_quiet:
+                    await wait_quiet(args.wait_quiet)
+                log(f"peers: round {i + 1}/{args.rounds}: {name} ({mode})")
+                async with valkey_url(args.redis_url, f"peer-{name}") as url:
+                    res = await asyncio.to_thread(
+                        peerlib.run_peer,
+                        name,
+                        url,
+                        n,
+                        mode=mode,
+                        concurrency=c,
+                        cleanup=bool(args.redis_url),
+                        venv=venv,
+                        extra=["--poll-delay", str(args.poll_delay)],
+                    )
+                log(f"peers: {name} ({mode}): {res['jobs_per_s']:.0f} jobs/s")
+                rnd[name][mode] = res
+        rounds.append(rnd)
+
+    def figures(mode: str) -> dict[str, Any]:
+        cyc = median([r["cycle"]["cycles_per_s"] for r in rounds])
+        out: dict[str, Any] = {"cycles_per_s": round(cyc, 1)}
+        # CPU (all our processes and the server) per cycle or job: less noisy than rates
+        pc = [r["cycle"]["per_cycle_us"] for r in rounds]
+        cpu = {"cycle": median([x["client_cpu"] + x["server_cpu"] for x in pc])}
+        best = ("", 0.0)
+        for name in names:
+            v = median([r[name][mode]["jobs_per_s"] for r in rounds])
+            out[f"{name}_jobs_per_s"] = round(v, 1)
+            cpu[name] = median([sum(r[name][mode]["per_job_us"].values()) for r in rounds])
+            best = max(best, (name, v), key=lambda x: x[1])
+        out["faster_peer"] = best[0]
+        out["ratio_vs_faster_peer"] = r3(cyc / best[1]) if best[1] else None
+        out["cpu_us_per_unit"] = {k: round(v, 1) for k, v in cpu.items()}
+        return out
+
+    head = figures(modes[0]) if modes else {"cycles_per_s": None}
+    ratio = head.get("ratio_vs_faster_peer")
+    return {
+        "bench": "peers",
+        **head,
+        "timed": modes[0] if modes else None,
+        "target_ratio": 3.0,
+        "pass": bool(ratio is not None and ratio >= 3.0),
+        "by_mode": {m: figures(m) for m in modes},
+        "spread": {
+            "cycles_per_s": [r["cycle"]["cycles_per_s"] for r in rounds],
+            **{
+                f"{name}_{m}_jobs_per_s": [r[name][m]["jobs_per_s"] for r in rounds]
+                for name in names
+                for m in modes
+            },
+        },
+        "contacts": n,
+        "concurrency": c,
+        "rounds": rounds,
+        "venv": str(venv),
+        "venv_installed_now": installed,
+        "server": server,
+        "redis_url": server_label(args),
+        "machine": machine_info(),
+    }
+
+
+def print_peers(out: dict[str, Any]) -> None:
+    print(f"peers benchmark ({out['server']}, {out['redis_url']}), {out['contacts']} each")
+    for mode, f in out["by_mode"].items():
+        peers = ", ".join(
+            f"{k.removesuffix('_jobs_per_s')} {v:.0f} jobs/s"
+            for k, v in f.items()
+            if k.endswith("_jobs_per_s")
+        )
+        print(
+            f"  {mode}: Switchboard cycle {f['cycles_per_s']:.0f} cycles/s; {peers}; "
+            f"ratio to the faster peer ({f['faster_peer']}) {f['ratio_vs_faster_peer']}"
+        )
+    verdict = "met" if out["pass"] else "not met"
+    print(f"  target ratio {out['target_ratio']} ({out['timed']}): {verdict}")
+
+
 # -- CLI -----------------------------------------------------------------------------
 
 
@@ -1400,6 +1518,27 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cy.add_argument("--keep", action="store_true", help="do not delete the tenant afterwards")
 
+    pe = sub.add_parser(
+        "peers",
+        help="cycle beside arq and saq no-op jobs (enqueue to processed)",
+        description="Per round: `cycle --no-breakdown`, then arq and saq (pinned, in their "
+        "own environment, created or refreshed first) each enqueue N no-op jobs processed by "
+        "one worker process, each on a fresh Valkey of the same config. Prints the medians "
+        "and the ratio of cycles/s to the faster peer's jobs/s (target 3).",
+    )
+    common(pe)
+    pe.add_argument("-n", "--contacts", type=int, default=20000, help="cycles and jobs (20000)")
+    pe.add_argument("-c", "--concurrency", type=int, default=64, help="in flight (64)")
+    pe.add_argument("--rounds", type=int, default=1, help="rounds; medians reported (1)")
+    pe.add_argument("--peers", default="arq,saq", help="peers to run (arq,saq)")
+    pe.add_argument(
+        "--modes",
+        default="concurrent,backlog",
+        help="peer modes; the first gives the headline ratio (concurrent,backlog)",
+    )
+    pe.add_argument("--poll-delay", type=float, default=0.0, help="arq poll_delay s (0)")
+    pe.add_argument("--venv", default=".venv-peers", help="the peers' environment")
+
     rf = sub.add_parser(
         "reference",
         help="bare redis-py round trips per second (PING, trivial EVALSHA)",
@@ -1437,6 +1576,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         out = run(cmd_cycle(args))
         if not args.json:
             print_cycle(out)
+    elif args.command == "peers":
+        out = run(cmd_peers(args))
+        if not args.json:
+            print_peers(out)
     else:
         out = run(cmd_reference(args))
         if not args.json:

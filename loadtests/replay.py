@@ -80,6 +80,7 @@ class VirtualReplay:
         *,
         sl_threshold_s: float = DEFAULT_SL_THRESHOLD_S,
         seed: int = 0,
+        queue_thresholds: dict[str, float] | None = None,
     ) -> None:
         # Simulated agents send no heartbeats: presence timeouts would log them off.
         routing = dataclasses.replace(tenant.routing, presence_timeout_s=0.0)
@@ -88,6 +89,7 @@ class VirtualReplay:
         self.contacts = contacts
         self.roster = roster
         self.sl_threshold_s = sl_threshold_s
+        self.queue_thresholds = queue_thresholds  # each queue's own, with --config
         self.seed = seed  # nothing is drawn at random yet; kept in the report
         self.clock = VirtualClock(START_MS)
         self.scripts = HeldScripts(redis)
@@ -303,6 +305,7 @@ class VirtualReplay:
             agents=self.roster.agents,
             rejected=self.rejected,
             sl_threshold_s=self.sl_threshold_s,
+            queue_thresholds=self.queue_thresholds,
             grace_ms=round(self.tenant.metrics.abandon_grace_s * 1000),
             start_ms=START_MS,
             end_ms=self.end_ms,
@@ -365,6 +368,7 @@ async def run_virtual(
     contacts: Sequence[TraceContact],
     roster: Roster,
     sl_threshold_s: float,
+    queue_thresholds: dict[str, float] | None = None,
 ) -> dict[str, Any]:
     """The virtual replay of the CLI: in segments on --jobs processes when the roster
     has quiet stretches to split at (loadtests/segments.py), else in one run."""
@@ -372,7 +376,13 @@ async def run_virtual(
     if jobs < 2 or not split_points(contacts, roster):
         async with redis_for(args.redis_url) as r:
             sim = await replay_virtual(
-                r, tenant, contacts, roster, sl_threshold_s=sl_threshold_s, seed=args.seed
+                r,
+                tenant,
+                contacts,
+                roster,
+                sl_threshold_s=sl_threshold_s,
+                seed=args.seed,
+                queue_thresholds=queue_thresholds,
             )
         rep = sim.report()
         rep["segments"] = 1
@@ -406,6 +416,7 @@ async def run_virtual(
         start_ms=START_MS,
         end_ms=m["end_ms"] or START_MS,
         wall_s=wall_s,
+        queue_thresholds=queue_thresholds,
     )
     rep["sim_contacts_per_s"] = rep["throughput_per_s"]
     rep["segments"] = len(results)
@@ -423,10 +434,19 @@ async def replay_virtual(
     sl_threshold_s: float = DEFAULT_SL_THRESHOLD_S,
     seed: int = 0,
     keep: bool = False,
+    queue_thresholds: dict[str, float] | None = None,
 ) -> VirtualReplay:
     """Run a replay on a fresh copy of the tenant (its keys dropped before and after)."""
     await drop_tenant(redis, tenant.id)
-    sim = VirtualReplay(redis, tenant, contacts, roster, sl_threshold_s=sl_threshold_s, seed=seed)
+    sim = VirtualReplay(
+        redis,
+        tenant,
+        contacts,
+        roster,
+        sl_threshold_s=sl_threshold_s,
+        seed=seed,
+        queue_thresholds=queue_thresholds,
+    )
     try:
         await sim.run()
     finally:
@@ -525,10 +545,14 @@ async def _main(args: argparse.Namespace) -> int:
         return _fail(f"{exc.filename}: {exc.strerror}")
     except SwitchboardError as exc:  # ConfigError: "<file>: <key path>: <problem>"
         return _fail(str(exc).splitlines()[0])
+    queue_thresholds = None
     if args.config and args.sl_threshold is None:
-        thresholds = {d.service_clock(q)[1] for q in tenant.queues.values()}
+        # each queue's own threshold (the overall figure's threshold_s is null when
+        # they differ); --sl-threshold puts every queue on one
+        queue_thresholds = {q.id: d.service_clock(q)[1] for q in tenant.queues.values()}
+        thresholds = set(queue_thresholds.values())
         sl = thresholds.pop() if len(thresholds) == 1 else DEFAULT_SL_THRESHOLD_S
-    rep = await run_virtual(args, tenant, contacts, roster, sl)
+    rep = await run_virtual(args, tenant, contacts, roster, sl, queue_thresholds)
     await write_reports(rep, args)
     print(
         f"replay: {rep['offered']} contacts in {rep['wall_s']} s wall "

@@ -10,7 +10,7 @@ report draws (loadtests/html_report.py).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,7 +91,12 @@ def _interval_s(span_s: float) -> int:
 
 
 def plots(
-    outcomes: Iterable[Outcome], start_ms: int, end_ms: int, sl_threshold_s: float, grace_ms: int
+    outcomes: Iterable[Outcome],
+    start_ms: int,
+    end_ms: int,
+    sl_threshold_s: float | None,
+    grace_ms: int,
+    threshold_ms: Callable[[str], int] | None = None,
 ) -> dict[str, Any]:
     """The series of the HTML report, in seconds from the start of the run.
 
@@ -136,7 +141,7 @@ def plots(
     level = 0
     j = 0
     for k in range(n_steps):
-        while j < len(changes) and changes[j][0] < k * step_ms:
+        while j < len(changes) and changes[j][0] <= k * step_ms:
             level += changes[j][1]
             j += 1
         peak[k] = max(peak[k], level)
@@ -145,14 +150,14 @@ def plots(
     iv_ms = iv_s * 1000
     n_iv = max(1, math.ceil(span_ms / iv_ms))
     per = [Counts() for _ in range(n_iv)]
-    t_ms = round(sl_threshold_s * 1000)
+    limit = threshold_ms or (lambda _q: round((sl_threshold_s or 0) * 1000))
     for o in outs:
         c = per[min(n_iv - 1, max(0, (o.arrived_ms - start_ms) // iv_ms))]
         c.add(d.OFFERED)
         w = o.wait_ms
         if o.answered_ms is not None and w is not None:
             c.add(d.ANSWERED)
-            c.add(d.ANSWERED_WITHIN, int(w <= t_ms))
+            c.add(d.ANSWERED_WITHIN, int(w <= limit(o.queue)))
         elif w is not None:
             c.add(d.ABANDONED)
             c.add(d.ABANDONED_IN_GRACE, int(w <= grace_ms))
@@ -197,13 +202,25 @@ def build_report(
     end_ms: int,
     wall_s: float,
     throughput_per_s: float | None = None,
+    queue_thresholds: Mapping[str, float] | None = None,
 ) -> dict[str, Any]:
     """The report of docs/replay.md.
 
     `queue_counts` / `pool_counts` hold what the outcomes cannot tell: OFFERED per
     queue is counted from the outcomes, HANDLED and HANDLE_MS come from the engine's
-    contact.completed events. Neither mapping is changed."""
-    t_ms = round(sl_threshold_s * 1000)
+    contact.completed events. Neither mapping is changed. `queue_thresholds` gives a
+    queue its own service-level threshold (else `sl_threshold_s`); when they differ,
+    the overall threshold_s is null."""
+    per_queue = dict(queue_thresholds or {})
+
+    def threshold_s(queue: str) -> float:
+        return per_queue.get(queue, sl_threshold_s)
+
+    def threshold_ms(queue: str) -> int:
+        return round(threshold_s(queue) * 1000)
+
+    used = {threshold_s(o.queue) for o in outcomes.values()} or {sl_threshold_s}
+    overall_threshold = used.pop() if len(used) == 1 else None
     pool_of = {a.id: a.pool for a in agents}
     queues = {k: v.copy() for k, v in queue_counts.items()}
     pools = {k: v.copy() for k, v in pool_counts.items()}
@@ -224,7 +241,7 @@ def build_report(
             for c in (q, p):
                 c.add(d.ANSWERED)
                 c.add(d.WAIT_MS, w)
-                c.add(d.ANSWERED_WITHIN, int(w <= t_ms))
+                c.add(d.ANSWERED_WITHIN, int(w <= threshold_ms(o.queue)))
         else:
             q.add(d.ABANDONED)
             q.add(d.ABANDONED_IN_GRACE, int(w <= grace_ms))
@@ -232,7 +249,7 @@ def build_report(
         pools.setdefault(a.pool, Counts()).add(d.AVAILABLE_MS, available_ms(a, end_ms - start_ms))
     total = _sum(queues.values())
     pools_total = _sum(pools.values())
-    overall = d.queue_figures(total.c, sl_threshold_s)
+    overall = d.queue_figures(total.c, overall_threshold)  # type: ignore[arg-type]  # None: mixed
     offered = int(overall["offered"])  # type: ignore[call-overload]
     wall = max(wall_s, 1e-9)
     return {
@@ -253,7 +270,7 @@ def build_report(
             pools_total.c.get(d.HANDLE_MS, 0), pools_total.c.get(d.AVAILABLE_MS, 0)
         ),
         "queues": {
-            q: {**d.queue_figures(c.c, sl_threshold_s), "still_waiting": still_per.get(q, 0)}
+            q: {**d.queue_figures(c.c, threshold_s(q)), "still_waiting": still_per.get(q, 0)}
             for q, c in sorted(queues.items())
         },
         "pools": {p: d.pool_figures(c.c) for p, c in sorted(pools.items()) if p},
@@ -262,5 +279,7 @@ def build_report(
         "throughput_per_s": round(offered / wall, 1)
         if throughput_per_s is None
         else round(throughput_per_s, 1),
-        "plots": plots(outcomes.values(), start_ms, end_ms, sl_threshold_s, grace_ms),
+        "plots": plots(
+            outcomes.values(), start_ms, end_ms, overall_threshold, grace_ms, threshold_ms
+        ),
     }

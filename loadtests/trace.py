@@ -170,6 +170,7 @@ def read_trace(path: str | Path) -> Iterator[TraceContact]:
     """The contacts of a JSONL trace, in file order; arrivals must not go backwards."""
     src = str(path)
     last = -math.inf
+    seen: dict[str, int] = {}
     with open(path, encoding="utf-8") as f:
         for n, raw in enumerate(f, 1):
             if not raw.strip():
@@ -182,6 +183,9 @@ def read_trace(path: str | Path) -> Iterator[TraceContact]:
             if c.at < last:
                 raise FormatError(f"{src}:{n}: at: arrivals must be in order ({c.at} < {last})")
             last = c.at
+            if c.id in seen:
+                raise FormatError(f"{src}:{n}: id: {c.id!r} is already on line {seen[c.id]}")
+            seen[c.id] = n
             yield c
 
 
@@ -220,7 +224,7 @@ def parse_agent(obj: Any, src: str, i: int) -> RosterAgent:
         id=_text(obj["id"], f"{p}.id"),
         pool=_text(obj["pool"], f"{p}.pool"),
         skills=_levels(obj.get("skills", {}), f"{p}.skills", lo=1, hi=5),
-        capacity=_levels(obj.get("capacity", {}), f"{p}.capacity", lo=0, hi=1000),
+        capacity=_levels(obj.get("capacity", {}), f"{p}.capacity", lo=0, hi=100),
         shifts=shifts,
     )
 

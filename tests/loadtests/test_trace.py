@@ -95,6 +95,13 @@ def test_roster_round_trip(tmp_path: Path) -> None:
         ),
         (
             [
+                '{"at": 1, "id": "c1", "channel": "voice", "queue": "q", "handle_s": 1}',
+                '{"at": 2, "id": "c1", "channel": "voice", "queue": "q", "handle_s": 1}',
+            ],
+            "t.jsonl:2: id: 'c1' is already on line 1",
+        ),
+        (
+            [
                 '{"at": 1, "id": "c1", "channel": "voice", "queue": "q", "handle_s": 1, "skills": {"x": 9}}'
             ],
             "t.jsonl:1: skills.x: must be an integer 1..5",
@@ -121,6 +128,7 @@ def test_trace_errors_name_line_and_field(tmp_path: Path, lines: list[str], mess
             "shifts[0]: end must be after start",
         ),
         ('{"agents": [{"id": "a1", "pool": "p", "capacity": {"voice": -1}}]}', "capacity.voice"),
+        ('{"agents": [{"id": "a1", "pool": "p", "capacity": {"voice": 101}}]}', "capacity.voice"),
     ],
 )
 def test_roster_errors(tmp_path: Path, doc: str, message: str) -> None:

@@ -96,7 +96,7 @@ class _Agent:
     a: RosterAgent
     token: str = ""
     freed: float = 0.0  # send time of its last call that freed capacity
-    seen: set[str] = field(default_factory=set)  # offers already taken
+    seen: set[str] = field(default_factory=set)  # offers being handled
     connected: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -295,7 +295,16 @@ class RealtimeReplay:
         self.offered_ids.add(cid)
         now = self._now()
         self.last_offer = now
-        self._spawn(self._handle(ag, cid, now, ag.freed))
+        self._spawn(self._handle_once(ag, cid, now, ag.freed))
+
+    async def _handle_once(self, ag: _Agent, cid: str, t_offer: float, freed: float) -> None:
+        """_handle, with the offer forgotten afterwards: the same contact can be
+        offered to the same agent again (its offer went back to the queue at a shift
+        end, say) and must then be taken again."""
+        try:
+            await self._handle(ag, cid, t_offer, freed)
+        finally:
+            ag.seen.discard(cid)
 
     async def _live_for(self, cid: str) -> _Contact | None:
         """The trace contact of a server id: the offer can beat the 201 to the client."""

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from router.clock import VirtualClock
 from router.config import load_config_text
@@ -522,7 +523,26 @@ def _fail(msg: str) -> int:
     return 2
 
 
+def _output_problem(args: argparse.Namespace) -> str | None:
+    """Why --report or --html could not be written, checked before a long run."""
+    for opt, value in (("--report", args.report), ("--html", args.html)):
+        if not value:
+            continue
+        path = Path(value)
+        parent = path.parent if str(path.parent) else Path(".")
+        if path.is_dir():
+            return f"{opt}: {value} is a directory"
+        if not parent.is_dir():
+            return f"{opt}: {parent} does not exist"
+        if not os.access(parent, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+            return f"{opt}: {value} is not writable"
+    return None
+
+
 async def _main(args: argparse.Namespace) -> int:
+    problem = _output_problem(args)
+    if problem:
+        return _fail(problem)
     if args.mode == "realtime":
         from .realtime import main_realtime
 
@@ -552,7 +572,12 @@ async def _main(args: argparse.Namespace) -> int:
         queue_thresholds = {q.id: d.service_clock(q)[1] for q in tenant.queues.values()}
         thresholds = set(queue_thresholds.values())
         sl = thresholds.pop() if len(thresholds) == 1 else DEFAULT_SL_THRESHOLD_S
-    rep = await run_virtual(args, tenant, contacts, roster, sl, queue_thresholds)
+    try:
+        rep = await run_virtual(args, tenant, contacts, roster, sl, queue_thresholds)
+    except SwitchboardError as exc:  # a roster pool the config lacks, a bad capacity...
+        return _fail(str(exc).splitlines()[0])
+    except (RedisError, OSError) as exc:  # --redis-url unreachable, the server went away
+        return _fail(f"redis: {exc}")
     await write_reports(rep, args)
     print(
         f"replay: {rep['offered']} contacts in {rep['wall_s']} s wall "

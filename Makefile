@@ -7,7 +7,7 @@ CONFIG ?= config/demo.toml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck check bench clean chromium
+.PHONY: run test lint typecheck check bench clean chromium peers-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -45,9 +45,15 @@ test: $(STAMP) lint typecheck chromium
 bench: $(STAMP)
 	$(BIN)/python -m loadtests.bench scale
 	$(BIN)/python -m loadtests.bench cycle --contacts 20000 --json
+	$(BIN)/python -m loadtests.bench peers --json  # cycle beside arq and saq (.venv-peers)
 	$(BIN)/python -m loadtests.adapters
 	$(BIN)/python -m loadtests.metrics all
 	$(BIN)/python -m loadtests.ingest  # HTTP ingest; needs Debian's wrk (installs it as root)
+	$(BIN)/python -m loadtests.latency --agents 10000 --queues 1000 --rate 1000 --seconds 30 --json
+
+# arq and saq, pinned, for `loadtests.bench peers` (which also makes it when missing)
+peers-venv: $(STAMP)
+	$(BIN)/python -c "from loadtests.peers import ensure_venv; ensure_venv()"
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache var
+	rm -rf $(VENV) .venv-peers .pytest_cache .mypy_cache .ruff_cache var

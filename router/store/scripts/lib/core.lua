@@ -451,7 +451,12 @@ local function find_contact(a)
             if nd == 0 or not declined_by(cid, a.id) then
               local sc = tonumber(items[j + 1])
               seen[#seen + 1] = { contact = cid, queue = q, stage = k, score = sc }
-              if not best or sc < bestscore then best, bestscore = cid, sc end
+              -- ties across lanes go to the lower contact id, as within a lane (the
+              -- sorted set's order): the choice does not depend on lane order,
+              -- which follows the history of sub-queues and config changes
+              if not best or sc < bestscore or (sc == bestscore and cid < best) then
+                best, bestscore = cid, sc
+              end
               break
             end
           end

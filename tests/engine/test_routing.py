@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from router.clock import VirtualClock
 from router.engine import Engine
 from router.errors import QueueFull
@@ -198,6 +200,26 @@ async def test_freed_agent_takes_best_contact_across_queues(make_engine: EngineF
     assert await holder(eng, "x1") == "a1"
     await serve(eng, "x1", "a1")
     assert await holder(eng, "s1") == "a1"
+
+
+@pytest.mark.parametrize("first", ["sales", "support"])
+async def test_equal_scores_across_queues_go_to_the_lower_contact_id(
+    make_engine: EngineFactory, first: str
+) -> None:
+    # Same arrival ms and priority in two queues: the lower id is served first,
+    # whichever of the agent's lanes is read first (a replay split into segments
+    # relies on the choice not following lane order).
+    other = "support" if first == "sales" else "sales"
+    clock = VirtualClock()
+    eng = await make_engine(TWO_CHAT_QUEUES, clock)
+    await ready_agent(eng, "a1", capacity={"chat": 1})
+    await eng.create_contact(NewContact("chat", "sales", id="busy"))
+    await eng.accept("busy", "a1")
+    clock.advance(5)
+    await eng.create_contact(NewContact("chat", first, id="k2"))
+    await eng.create_contact(NewContact("chat", other, id="k1"))
+    await eng.complete("busy", "a1")
+    assert await holder(eng, "k1") == "a1"
 
 
 # -- skills and stages ------------------------------------------------------------------

@@ -7,7 +7,7 @@ CONFIG ?= config/demo.toml
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: run test lint typecheck check bench clean chromium peers-venv
+.PHONY: run test lint typecheck check bench bench-replay clean chromium peers-venv
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -50,6 +50,23 @@ bench: $(STAMP)
 	$(BIN)/python -m loadtests.metrics all
 	$(BIN)/python -m loadtests.ingest  # HTTP ingest; needs Debian's wrk (installs it as root)
 	$(BIN)/python -m loadtests.latency --agents 10000 --queues 1000 --rate 1000 --seconds 30 --json
+	$(MAKE) bench-replay
+
+# The replays (docs/benchmarks.md section 15): the bank month in virtual time, and a
+# synthetic trace over HTTP at saturation. Outputs (reports, HTML) in var/bench/.
+BANK ?= ../shared/data/anonymous-bank-1999-08.csv.gz
+bench-replay: $(STAMP)
+	mkdir -p var/bench
+	$(BIN)/python -m loadtests.convert anonymous-bank --input $(BANK) \
+		--trace var/bench/bank.jsonl --roster var/bench/bank-roster.json
+	$(BIN)/python -m loadtests.replay --trace var/bench/bank.jsonl --roster var/bench/bank-roster.json \
+		--report var/bench/bank-report.json --html var/bench/bank-report.html
+	$(BIN)/python -m loadtests.generate --out var/bench/np.jsonl --roster var/bench/np.json \
+		--agents 80 --hours 2.5 --rate 1200 --handle exp:180 --patience none \
+		--mix voice=0.7,chat=0.3 --queues sales=0.3,support=0.7 --seed 2
+	$(BIN)/python -m loadtests.replay --mode realtime --trace var/bench/np.jsonl \
+		--roster var/bench/np.json --speed 1000 --no-progress \
+		--report var/bench/realtime.json --html var/bench/realtime.html
 
 # arq and saq, pinned, for `loadtests.bench peers` (which also makes it when missing)
 peers-venv: $(STAMP)

@@ -18,9 +18,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
-from router.store.scripts import Scripts, _Call, _pack
+from router.store.scripts import Scripts, _Call, _pack, exchange
 
 
 class HeldScripts(Scripts):
@@ -59,13 +59,7 @@ class HeldScripts(Scripts):
         if conn is None:
             conn = self._conn = await self._redis.connection_pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await conn.send_packed_command(b"".join([c.packed for c in batch]))
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
+            replies = await exchange(conn, batch)
         except BaseException:
             self._conn = None
             await conn.disconnect()

@@ -725,22 +725,15 @@ async def main_realtime(args: Any) -> int:
     from router.errors import SwitchboardError
 
     from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
-    from .replay import load_tenant, write_reports
-    from .trace import FormatError, read_roster, read_trace
+    from .replay import load_tenant, read_inputs, write_reports
 
     problem = _check_args(args)
     if problem:
         return _fail(problem)
-    if args.sl_threshold is not None and not args.sl_threshold > 0:
-        return _fail(f"--sl-threshold: must be > 0, got {args.sl_threshold:g}")
-    try:
-        contacts = list(read_trace(args.trace))
-        roster = read_roster(args.roster)
-    except FormatError as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"{exc.filename}: {exc.strerror}")
-    sl = DEFAULT_SL_THRESHOLD_S if args.sl_threshold is None else args.sl_threshold
+    inputs = read_inputs(args)
+    if isinstance(inputs, str):
+        return _fail(inputs)
+    contacts, roster, sl = inputs
     progress = sys.stderr.isatty() if args.progress is None else args.progress
     options: dict[str, Any] = {"speed": args.speed, "seed": args.seed, "progress": progress}
     try:

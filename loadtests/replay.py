@@ -539,6 +539,22 @@ def _output_problem(args: argparse.Namespace) -> str | None:
     return None
 
 
+def read_inputs(args: argparse.Namespace) -> tuple[list[TraceContact], Roster, float] | str:
+    """The trace, the roster and the service-level threshold of the command line (both
+    modes), or the one-line problem with them."""
+    if args.sl_threshold is not None and not args.sl_threshold > 0:
+        return f"--sl-threshold: must be > 0, got {args.sl_threshold:g}"
+    try:
+        contacts = list(read_trace(args.trace))
+        roster = read_roster(args.roster)
+    except FormatError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"{exc.filename}: {exc.strerror}"
+    sl = DEFAULT_SL_THRESHOLD_S if args.sl_threshold is None else args.sl_threshold
+    return contacts, roster, sl
+
+
 async def _main(args: argparse.Namespace) -> int:
     problem = _output_problem(args)
     if problem:
@@ -549,16 +565,10 @@ async def _main(args: argparse.Namespace) -> int:
         return await main_realtime(args)
     if args.target is not None or args.token is not None:
         return _fail("--target and --token are for --mode realtime")
-    if args.sl_threshold is not None and not args.sl_threshold > 0:
-        return _fail(f"--sl-threshold: must be > 0, got {args.sl_threshold:g}")
-    try:
-        contacts = list(read_trace(args.trace))
-        roster = read_roster(args.roster)
-    except FormatError as exc:
-        return _fail(str(exc))
-    except OSError as exc:
-        return _fail(f"{exc.filename}: {exc.strerror}")
-    sl = DEFAULT_SL_THRESHOLD_S if args.sl_threshold is None else args.sl_threshold
+    inputs = read_inputs(args)
+    if isinstance(inputs, str):
+        return _fail(inputs)
+    contacts, roster, sl = inputs
     try:
         tenant = load_tenant(args.config, contacts, roster, tenant=args.tenant, sl_threshold_s=sl)
     except OSError as exc:

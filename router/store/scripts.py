@@ -154,14 +154,7 @@ class Scripts:
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
-            await conn.send_packed_command(b"".join([c.packed for c in batch]))
-            replies: list[Any] = []
-            for _ in batch:
-                try:
-                    replies.append(await conn.read_response())
-                except ResponseError as exc:
-                    replies.append(exc)
-            return replies
+            return await exchange(conn, batch)
         except BaseException:
             # replies may be left unread on it: never hand it out again as it is
             await conn.disconnect()
@@ -181,6 +174,19 @@ class _Call:
     name: str
     packed: bytes  # the EVALSHA command, in RESP
     future: asyncio.Future[Any]
+
+
+async def exchange(conn: Any, batch: Sequence[_Call]) -> list[Any]:
+    """Write the packed calls at once, then read their replies in order (an error
+    reply in its place)."""
+    await conn.send_packed_command(b"".join([c.packed for c in batch]))
+    replies: list[Any] = []
+    for _ in batch:
+        try:
+            replies.append(await conn.read_response())
+        except ResponseError as exc:
+            replies.append(exc)
+    return replies
 
 
 def _pack(args: Sequence[Any]) -> bytes:

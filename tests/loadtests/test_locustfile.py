@@ -4,10 +4,8 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import os
-import signal
 import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -22,7 +20,7 @@ from router.keys import TenantKeys
 
 from ..api.conftest import api_toml, token
 from ..conftest import drop_tenant, new_tenant_id
-from ..processes import free_port
+from ..processes import serve_process
 
 ROOT = Path(__file__).resolve().parents[2]
 LOCUST = [sys.executable, "-m", "locust", "-f", str(ROOT / "loadtests" / "locustfile.py")]
@@ -70,36 +68,11 @@ async def server(tmp_path: Path, redis_url: str, redis: Redis) -> AsyncIterator[
     tid = new_tenant_id()
     config = tmp_path / "switchboard.toml"
     config.write_text(api_toml(tid, BODY))
-    port = free_port()
     log = tmp_path / "serve.log"
-    with log.open("wb") as out:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "router", "serve", "--config", str(config),
-            "--port", str(port), "--redis-url", redis_url,
-            cwd=ROOT, stdout=out, stderr=asyncio.subprocess.STDOUT,
-            env={k: v for k, v in os.environ.items() if not k.startswith("SWITCHBOARD_")},
-        )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
     try:
-        async with aiohttp.ClientSession() as http:
-            for _ in range(300):
-                assert proc.returncode is None, f"serve exited:\n{log.read_text()}"
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with http.get(f"{base}/readyz") as r:
-                        if r.status == 200:
-                            break
-                await asyncio.sleep(0.1)
-            else:
-                raise AssertionError(f"serve not ready after 30 s:\n{log.read_text()}")
-        yield Server(base, tid)
+        async with serve_process(config, redis_url, log) as base:
+            yield Server(base, tid)
     finally:
-        if proc.returncode is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(proc.wait(), 20)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
         await drop_tenant(redis, tid)
 
 

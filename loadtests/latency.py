@@ -115,7 +115,11 @@ class Workload:
             "",
             "[pools.partner]",
             'kind = "outsourced"',
-            'vendor = "Partner Co"',
+            'vendor = "partner-co"',
+            'location = "nearshore"',
+            "",
+            "[vendors.partner-co]",
+            'name = "Partner Co"',
             'location = "nearshore"',
         ]
         for q in self.queues:

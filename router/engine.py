@@ -716,3 +716,33 @@ class Engine:
             validate_id(agent_id, "agent")
         new, at, agent = await self._run("respond", contact_id, agent_id or "")
         return bool(int(new)), int(_s(at)), _s(agent)
+
+    # -- customer surveys ----------------------------------------------------
+
+    async def survey(
+        self, contact_id: str, csat: int | None = None, nps: int | None = None
+    ) -> tuple[bool, dict[str, Any]]:
+        """Record the customer's survey of an answered contact (CSAT 1-5, NPS 0-10),
+        credited to its answering agent and pool. Returns (recorded now, the survey:
+        contact, agent, pool, csat, nps, at); a repeat with the same values changes
+        nothing, one with other values is a conflict (one survey per contact)."""
+        validate_id(contact_id, "contact")
+        for name, value, lo, hi in (("csat", csat, 1, 5), ("nps", nps, 0, 10)):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi
+            ):
+                raise ValidationError(f"{name}: must be an integer {lo}..{hi}", field=name)
+        if csat is None and nps is None:
+            raise ValidationError("csat: give csat, nps or both", field="csat")
+        new, at, agent, pool, c_raw, n_raw = await self._run(
+            "survey", contact_id, "" if csat is None else csat, "" if nps is None else nps
+        )
+        c_s, n_s = _s(c_raw), _s(n_raw)
+        return bool(int(new)), {
+            "contact": contact_id,
+            "agent": _s(agent),
+            "pool": _s(pool),
+            "csat": int(c_s) if c_s else None,
+            "nps": int(n_s) if n_s else None,
+            "at": int(_s(at)),
+        }

@@ -19,12 +19,20 @@ kind = "inhouse"
 
 [pools.near]
 kind = "outsourced"
-vendor = "Near Co"
+vendor = "near-co"
+location = "nearshore"
+
+[vendors.near-co]
+name = "Near Co"
 location = "nearshore"
 
 [pools.off]
 kind = "outsourced"
-vendor = "Off Co"
+vendor = "off-co"
+location = "offshore"
+
+[vendors.off-co]
+name = "Off Co"
 location = "offshore"
 
 [queues.voice]

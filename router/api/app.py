@@ -13,7 +13,18 @@ from aiohttp import web
 from ..errors import SwitchboardError
 from ..health import memory_headroom
 from ..service import Service
-from . import admin, agent_events, agents, channels, contacts, metrics, openapi, queues, webhooks
+from . import (
+    admin,
+    agent_events,
+    agents,
+    channels,
+    contacts,
+    metrics,
+    openapi,
+    pools,
+    queues,
+    webhooks,
+)
 from .auth import auth_middleware
 from .context import SERVICE
 from .dashboard import dashboard_middleware
@@ -49,6 +60,7 @@ def build_api(
     app.add_routes(contacts.routes)
     app.add_routes(agents.routes)
     app.add_routes(queues.routes)
+    app.add_routes(pools.routes)  # GET /v1/pools, /v1/vendors
     app.add_routes(admin.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(channels.routes)

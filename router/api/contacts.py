@@ -8,7 +8,7 @@ from ..config.model import Role
 from ..errors import ContactNotFound
 from ..model import Contact, ContactState, Customer, NewContact
 from .auth import Principal, principal
-from .bodies import invalid, read_body
+from .bodies import Body, invalid, read_body
 from .context import contact_view, engine_for
 from .negotiate import respond
 from .problems import ApiError
@@ -205,3 +205,29 @@ async def respond_first(request: web.Request) -> web.Response:
         raise ApiError(409, "conflict", f"contact {cid} is not held by agent {named}")
     await engine.respond(cid, c.agent if Role.ADMIN not in who.roles else named)
     return respond(request, contact_view(engine, await engine.get_contact(cid)))
+
+
+def _score(body: Body, name: str, lo: int, hi: int) -> int | None:
+    if name not in body.data:
+        return None
+    v = body.data[name]
+    if isinstance(v, bool) or not isinstance(v, int):
+        raise invalid(name, f"must be an integer {lo}..{hi}, got {type(v).__name__}")
+    if not lo <= v <= hi:
+        raise invalid(name, f"must be an integer {lo}..{hi}, got {v}")
+    return v
+
+
+@routes.post("/v1/contacts/{id}/survey")
+async def survey(request: web.Request) -> web.Response:
+    """The customer's survey answer (CSAT 1-5 and/or NPS 0-10), relayed by the platform
+    (ingest role) or entered by an admin: 201 when recorded, 200 for a repeat of the
+    same survey; 409 for a contact never answered or surveyed with other values."""
+    who = principal(request, Role.INGEST, Role.ADMIN)
+    body = await read_body(request, ("csat", "nps"))
+    csat, nps = _score(body, "csat", 1, 5), _score(body, "nps", 0, 10)
+    if csat is None and nps is None:
+        raise invalid("csat", "give csat (1-5), nps (0-10) or both")
+    engine = engine_for(request, who)
+    new, record = await engine.survey(request.match_info["id"], csat, nps)
+    return respond(request, record, 201 if new else 200)

@@ -335,6 +335,11 @@ _QUEUE_COUNTERS = (
     ("handle_seconds", d.HANDLE_MS, 1000, "Sum of handle times (talk + wrap-up)"),
     ("sla_breaches", d.BREACHES, 1, "SLA breaches (sla.breached events)"),
     ("sla_warnings", d.WARNINGS, 1, "SLA warnings (sla.warning events)"),
+    ("csat_score_sum", d.CSAT_SUM, 1, "Sum of CSAT answers (1-5) of customer surveys"),
+    ("csat_answers", d.CSAT_COUNT, 1, "Customer surveys with a CSAT answer"),
+    ("nps_promoters", d.NPS_PROMOTERS, 1, "NPS answers of 9-10"),
+    ("nps_detractors", d.NPS_DETRACTORS, 1, "NPS answers of 0-6"),
+    ("nps_answers", d.NPS_COUNT, 1, "Customer surveys with an NPS answer"),
 )
 _POOL_COUNTERS = (
     ("answered", d.ANSWERED, 1, "Contacts answered by the pool's agents"),
@@ -353,6 +358,11 @@ _POOL_COUNTERS = (
         1000,
         "Time the pool's agents spent available (spans that ended)",
     ),
+    ("csat_score_sum", d.CSAT_SUM, 1, "Sum of CSAT answers (1-5) of customer surveys"),
+    ("csat_answers", d.CSAT_COUNT, 1, "Customer surveys with a CSAT answer"),
+    ("nps_promoters", d.NPS_PROMOTERS, 1, "NPS answers of 9-10"),
+    ("nps_detractors", d.NPS_DETRACTORS, 1, "NPS answers of 0-6"),
+    ("nps_answers", d.NPS_COUNT, 1, "Customer surveys with an NPS answer"),
 )
 
 

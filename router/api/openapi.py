@@ -374,6 +374,26 @@ def _schemas() -> dict[str, JSON]:
         "ContactList": _closed(
             {"contacts": {"type": "array", "items": _ref("Contact")}},
         ),
+        "Survey": {
+            "type": "object",
+            "additionalProperties": False,
+            "minProperties": 1,
+            "description": "the customer's answer: csat, nps or both",
+            "properties": {
+                "csat": {"type": "integer", "minimum": 1, "maximum": 5, "description": "1-5"},
+                "nps": {"type": "integer", "minimum": 0, "maximum": 10, "description": "0-10"},
+            },
+        },
+        "SurveyRecord": _closed(
+            {
+                "contact": {"type": "string"},
+                "agent": {"type": "string", "description": "the answering agent, credited"},
+                "pool": {"type": "string", "description": "that agent's pool, credited"},
+                "csat": {"type": ["integer", "null"], "minimum": 1, "maximum": 5},
+                "nps": {"type": ["integer", "null"], "minimum": 0, "maximum": 10},
+                "at": {"type": "integer", "description": "when it was recorded (ms)"},
+            }
+        ),
         "Reason": reason_body("reason", "why: e.g. the customer left, the agent is busy"),
         "Transfer": {
             "type": "object",
@@ -498,6 +518,7 @@ def _schemas() -> dict[str, JSON]:
         **_bounded_json_schemas(),
         **_webhook_schemas(),
         **_metrics_schemas(),
+        **_vendor_schemas(),
     }
 
 
@@ -863,6 +884,27 @@ def _paths() -> dict[str, JSON]:
                 description=desc,
             )
         }
+    paths["/v1/contacts/{id}/survey"] = {
+        "post": _op(
+            "survey_contact",
+            "contacts",
+            "The customer's survey answer",
+            {
+                "201": _ok("SurveyRecord", "Recorded (emits contact.surveyed)"),
+                "200": _ok("SurveyRecord", "The same survey was recorded before: unchanged"),
+            },
+            (403, 404, 409, 422),
+            roles=(ingest, admin),
+            params=(CONTACT_ID,),
+            body=_body("Survey", required=True),
+            description="CSAT (integer 1-5) and/or NPS (integer 0-10), relayed by the "
+            "platform, credited to the contact's answering agent and pool (docs/metrics.md). "
+            "422 names the field that is missing, out of range or not an integer. 409 when "
+            "the contact was never answered (no agent: queued, on offer, abandoned) or was "
+            "surveyed before with other values: one survey per contact. 404 when unknown or "
+            "its record expired (retention.finished_contact_s after completion).",
+        )
+    }
     paths |= {
         "/v1/agents": {
             "get": _op(
@@ -917,6 +959,7 @@ def _paths() -> dict[str, JSON]:
         **_channel_paths(),
         **_webhook_paths(),
         **_metrics_paths(),
+        **_vendor_paths(),
         "/v1/admin/reload": {
             "post": _op(
                 "reload_config",
@@ -1362,6 +1405,21 @@ def _metrics_schemas() -> dict[str, JSON]:
             },
         }
     )
+    survey_figures: JSON = {
+        "csat": {
+            "type": ["number", "null"],
+            "minimum": 1,
+            "maximum": 5,
+            "description": "mean CSAT (1-5) of the surveys received; null when none",
+        },
+        "nps": {
+            "type": ["number", "null"],
+            "minimum": -100,
+            "maximum": 100,
+            "description": "% promoters (9-10) - % detractors (0-6) of the NPS answers "
+            "received, one decimal; null when none",
+        },
+    }
     queue_figures: JSON = {
         "offered": count,
         "answered": count,
@@ -1373,6 +1431,7 @@ def _metrics_schemas() -> dict[str, JSON]:
         "handled": count,
         "sla_breaches": count,
         "sla_warnings": count,
+        **survey_figures,
     }
     pool_figures: JSON = {
         "occupancy": ratio,
@@ -1381,6 +1440,7 @@ def _metrics_schemas() -> dict[str, JSON]:
         "asa_s": seconds,
         "aht_s": seconds,
         "service_level": _ref("ServiceLevel"),
+        **survey_figures,
     }
     queue_live: JSON = {
         "title": {"type": "string"},
@@ -1569,6 +1629,141 @@ def _metrics_paths() -> dict[str, JSON]:
     }
 
 
+def _vendor_schemas() -> dict[str, JSON]:
+    """Pools and vendor contracts (router/api/pools.py, docs/vendors.md)."""
+    count: JSON = {"type": "integer", "minimum": 0}
+    cap: JSON = {"type": ["integer", "null"], "minimum": 1, "description": "null: no cap"}
+    figure = _closed({"value": count, "cap": cap})
+    load = _closed(
+        {
+            "concurrent": {
+                **figure,
+                "description": "contacts reserved or assigned now, beside max_concurrent",
+            },
+            "this_hour": {
+                **figure,
+                "description": "contacts answered since the hour began (vendor's time "
+                "zone), beside max_per_hour",
+            },
+            "today": {
+                **figure,
+                "description": "contacts answered since midnight (vendor's time zone), "
+                "beside max_per_day",
+            },
+        }
+    )
+    locations = ["onshore", "nearshore", "offshore"]
+    text_list: JSON = {"type": ["array", "null"], "items": {"type": "string"}}
+    shown = ["show", "mask", "tokenize"]
+    return {
+        "PoolLoad": load,
+        "Pool": _closed(
+            {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "kind": {"type": "string", "enum": ["inhouse", "outsourced"]},
+                "vendor": {"type": ["string", "null"], "description": "a vendor id"},
+                "location": {"enum": [*locations, None]},
+                "open": {"type": "boolean", "description": "the pool's gate"},
+                "hours": _closed(
+                    {
+                        "calendar": {"type": ["string", "null"]},
+                        "timezone": {"type": "string"},
+                    }
+                ),
+                "open_now": {
+                    "type": "boolean",
+                    "description": "the gate is open and the vendor is within its hours",
+                },
+                "load": _ref("PoolLoad"),
+            }
+        ),
+        "PoolList": _closed({"pools": {"type": "array", "items": _ref("Pool")}}),
+        "Vendor": _closed(
+            {
+                "id": {"type": "string"},
+                "name": {"type": "string"},
+                "location": {"enum": locations},
+                "timezone": {"type": "string"},
+                "hours": {"type": ["string", "null"], "description": "a calendar id"},
+                "open_now": {"type": "boolean", "description": "within its hours"},
+                "channels": {**text_list, "description": "null: every channel"},
+                "queues": {**text_list, "description": "null: every queue"},
+                "caps": _closed({"max_concurrent": cap, "max_per_hour": cap, "max_per_day": cap}),
+                "commitment": _closed(
+                    {
+                        "min_per_day": {"type": ["integer", "null"], "minimum": 1},
+                        "min_per_month": {"type": ["integer", "null"], "minimum": 1},
+                    }
+                ),
+                "price": {
+                    "oneOf": [
+                        {"type": "null"},
+                        _closed(
+                            {
+                                "amount": {"type": "number", "minimum": 0},
+                                "unit": {"enum": ["contact", "minute"]},
+                                "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                            }
+                        ),
+                    ]
+                },
+                "sla": _closed(
+                    {
+                        "target": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                        "threshold_s": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    }
+                ),
+                "region": {"type": ["string", "null"]},
+                "visibility": _closed(
+                    {
+                        "email": {"enum": shown},
+                        "phone": {"enum": shown},
+                        "hide": {"type": "array", "items": {"type": "string"}},
+                    }
+                ),
+                "pools": {"type": "array", "items": {"type": "string"}},
+                "load": {
+                    **_ref("PoolLoad"),
+                    "description": "over all the vendor's pools: the caps are the vendor's",
+                },
+            }
+        ),
+        "VendorList": _closed({"vendors": {"type": "array", "items": _ref("Vendor")}}),
+    }
+
+
+def _vendor_paths() -> dict[str, JSON]:
+    viewers = (Role.SUPERVISOR, Role.ADMIN)
+    return {
+        "/v1/pools": {
+            "get": _op(
+                "list_pools",
+                "vendors",
+                "Pools: kind, vendor, hours, open now, and live load against the caps",
+                {"200": _ok("PoolList")},
+                (403,),
+                roles=viewers,
+                description="A pool's load beside its vendor's caps (null: uncapped; the "
+                "caps are the vendor's, shared by its pools). A supervisor token scoped to "
+                "a pool sees that pool only. See docs/vendors.md.",
+            )
+        },
+        "/v1/vendors": {
+            "get": _op(
+                "list_vendors",
+                "vendors",
+                "Vendors: their contracts, pools and load",
+                {"200": _ok("VendorList")},
+                (403,),
+                roles=viewers,
+                description="A supervisor token scoped to a pool sees that pool's vendor "
+                "only (none for an in-house pool). See docs/vendors.md.",
+            )
+        },
+    }
+
+
 def build_document() -> JSON:
     """A fresh copy of the whole document."""
     from .app import MAX_BODY_BYTES  # app.py imports this module
@@ -1601,6 +1796,7 @@ def build_document() -> JSON:
             {"name": "channels"},
             {"name": "webhooks"},
             {"name": "metrics"},
+            {"name": "vendors"},
             {"name": "health"},
         ],
         "paths": _paths(),

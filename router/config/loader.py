@@ -25,6 +25,7 @@ from ..ids import is_valid_id
 from . import channels as channel_sections
 from . import metrics as metrics_section
 from . import sla as sla_section
+from . import vendors as vendors_section
 from . import webhooks as webhooks_section
 from .model import (
     DEFAULT_CHANNELS,
@@ -57,6 +58,7 @@ _SHA256 = re.compile(r"[0-9a-f]{64}\Z")
 _SHA256_HOW = "make one with: printf %s TOKEN | sha256sum"
 
 _SINGLE_TOP_KEYS = (
+    "vendors",
     "calendars",
     "rules",
     "conversations",
@@ -75,6 +77,7 @@ _SINGLE_TOP_KEYS = (
 _TOP_KEYS = (*_SINGLE_TOP_KEYS, "tenants")
 _TENANT_KEYS = ("id", "name", "channels", "timezone")
 _MULTI_TENANT_KEYS = (
+    "vendors",
     "calendars",
     "rules",
     "conversations",
@@ -419,6 +422,20 @@ class _Loader:
         queues = self.queues(body.get("queues", {}), queues_path, channels, pools, calendars)
         if not queues:
             self.fail(queues_path, "a tenant needs at least one queue")
+        vendors_path = _key(body_path, "vendors")
+        vendors = vendors_section.vendors(
+            self,
+            body.get("vendors", {}),
+            vendors_path,
+            tenant_zone=zone,
+            channels=channels,
+            queues=tuple(queues),
+            calendars=calendars,
+            raw_calendars=body.get("calendars", {}),
+        )
+        pools = vendors_section.link_pools(
+            self, pools, body.get("pools", {}), pools_path, vendors, vendors_path
+        )
         tokens = self.tokens(body.get("tokens", []), _key(body_path, "tokens"), pools)
         default_queues = self.default_queues(
             body.get("default_queues", {}), _key(body_path, "default_queues"), channels, queues
@@ -453,6 +470,7 @@ class _Loader:
             meta=meta_provider,
             timezone=zone,
             calendars=calendars,
+            vendors=vendors,
             metrics=metrics_section.metrics(
                 self, body.get("metrics", {}), _key(body_path, "metrics")
             ),
@@ -567,9 +585,10 @@ class _Loader:
             vendor = self.string(t["vendor"], _key(path, "vendor"))
             if not vendor.strip():
                 self.fail(_key(path, "vendor"), "must not be empty")
-            if "location" not in t:
-                self.fail(_key(path, "location"), 'required when kind = "outsourced"')
-            location = self.choice(t["location"], _key(path, "location"), Location)
+            # the vendor id is checked against [vendors.<id>] by vendors.link_pools,
+            # which also fills a missing location with the vendor's
+            if "location" in t:
+                location = self.choice(t["location"], _key(path, "location"), Location)
         else:
             for key in ("vendor", "location"):
                 if key in t:

@@ -40,8 +40,8 @@ class PoolConfig:
     id: str
     kind: PoolKind = PoolKind.INHOUSE
     name: str = ""
-    vendor: str | None = None  # required when kind is outsourced
-    location: Location | None = None  # required when kind is outsourced
+    vendor: str | None = None  # outsourced: the id of its [vendors.<id>]
+    location: Location | None = None  # outsourced: defaults to its vendor's
     open: bool = True  # initial gate state
 
 
@@ -307,6 +307,70 @@ class WebhooksConfig:
     max_pending: int = 100_000
 
 
+class Visibility(StrEnum):
+    """How a vendor's agents see a customer's email or phone."""
+
+    SHOW = "show"
+    MASK = "mask"  # j***@example.com, +34 *** *** 123
+    TOKENIZE = "tokenize"  # a stable pseudonym per customer
+
+
+@dataclass(frozen=True)
+class VisibilityPolicy:
+    """A vendor's data-visibility clause: what its agents may see of a customer."""
+
+    email: Visibility = Visibility.MASK
+    phone: Visibility = Visibility.MASK
+    hide: tuple[str, ...] = ()  # contact attribute names that are sensitive: never shown
+
+
+@dataclass(frozen=True)
+class VendorCaps:
+    """Capacity caps of a contract, shared by all the vendor's pools; None: no cap."""
+
+    max_concurrent: int | None = None  # contacts reserved or assigned at once
+    max_per_hour: int | None = None  # contacts answered per clock hour (vendor's zone)
+    max_per_day: int | None = None  # contacts answered per day (vendor's zone)
+
+
+class PriceUnit(StrEnum):
+    CONTACT = "contact"  # price_per_contact: each answered contact
+    MINUTE = "minute"  # price_per_minute: each handled minute (talk + wrap-up)
+
+
+@dataclass(frozen=True)
+class VendorPrice:
+    amount: float
+    unit: PriceUnit
+    currency: str = "EUR"  # ISO 4217
+
+
+@dataclass(frozen=True)
+class VendorConfig:
+    """An outsourced vendor and its contract (`[vendors.<id>]`, docs/vendors.md).
+
+    It runs one or more outsourced pools (a pool's `vendor` names its id)."""
+
+    id: str
+    location: Location
+    name: str = ""
+    timezone: str = "UTC"  # IANA; "this hour" and "today" of its caps, and its hours
+    hours: str | None = None  # a calendar id; None: always open
+    # the calendar as the vendor keeps it: in the vendor's time zone unless the
+    # calendar sets its own (then the two agree; the loader checks it)
+    calendar: CalendarConfig | None = None
+    channels: tuple[str, ...] | None = None  # channels it may serve; None: all
+    queues: tuple[str, ...] | None = None  # queues it may serve; None: all
+    caps: VendorCaps = field(default_factory=VendorCaps)
+    min_per_day: int | None = None  # committed volume (answered contacts), one of the two
+    min_per_month: int | None = None
+    price: VendorPrice | None = None
+    sla_target: float | None = None  # share in (0, 1] of answers within its threshold
+    sla_threshold_s: float | None = None  # None: each queue's own threshold
+    region: str | None = None  # data residency, e.g. "eu"
+    visibility: VisibilityPolicy = field(default_factory=VisibilityPolicy)
+
+
 @dataclass(frozen=True)
 class TenantConfig:
     id: str
@@ -327,6 +391,7 @@ class TenantConfig:
     metrics: MetricsConfig = field(default_factory=MetricsConfig)
     webhooks: WebhooksConfig = field(default_factory=WebhooksConfig)
     calendars: dict[str, CalendarConfig] = field(default_factory=dict)
+    vendors: dict[str, VendorConfig] = field(default_factory=dict)  # [vendors.<id>]
 
     def fallback_for(self, channel: str) -> str | None:
         """Where a contact on `channel` goes when its queue is removed by a reload."""

@@ -30,6 +30,14 @@ HANDLE_MS = "hms"  # sum of their handle_ms (talk + wrap-up)
 BREACHES = "brch"  # sla.breached
 WARNINGS = "warn"  # sla.warning
 AVAILABLE_MS = "avail"  # pools: time agents spent available (busy or idle)
+# contact.surveyed, credited to the answering agent's pool and the contact's queue
+CSAT_SUM = "cs_s"  # sum of the CSAT scores (1-5)
+CSAT_COUNT = "cs_n"  # surveys with a CSAT score
+NPS_PROMOTERS = "np_p"  # NPS answers 9-10
+NPS_PASSIVES = "np_a"  # NPS answers 7-8
+NPS_DETRACTORS = "np_d"  # NPS answers 0-6
+NPS_COUNT = "np_n"  # surveys with an NPS answer
+SURVEY_COUNTERS = (CSAT_SUM, CSAT_COUNT, NPS_PROMOTERS, NPS_PASSIVES, NPS_DETRACTORS, NPS_COUNT)
 
 QUEUE_COUNTERS = (
     OFFERED,
@@ -113,6 +121,28 @@ def occupancy(handle_ms: int, available_ms: int) -> float | None:
     time than the available time of the window."""
     v = ratio(handle_ms, available_ms)
     return None if v is None else round(_clamp01(v), 4)
+
+
+def csat(csat_sum: int, csat_count: int) -> float | None:
+    """Mean CSAT score (1-5) of the surveys received, two decimals; None without any."""
+    v = ratio(csat_sum, csat_count)
+    return None if v is None else round(v, 2)
+
+
+def nps(promoters: int, detractors: int, answers: int) -> float | None:
+    """Net promoter score: % promoters (9-10) minus % detractors (0-6) of the NPS
+    answers, in -100..100, one decimal; None without any answer."""
+    v = ratio(promoters - detractors, answers)
+    return None if v is None else round(max(-100.0, min(100.0, 100 * v)), 1)
+
+
+def survey_figures(c: Counters) -> dict[str, float | None]:
+    """CSAT and NPS of a queue or pool from its survey counters (in the bucket of
+    the survey's arrival, which may be days after the contact)."""
+    return {
+        "csat": csat(c.get(CSAT_SUM, 0), c.get(CSAT_COUNT, 0)),
+        "nps": nps(c.get(NPS_PROMOTERS, 0), c.get(NPS_DETRACTORS, 0), c.get(NPS_COUNT, 0)),
+    }
 
 
 def queue_figures(c: Counters, threshold_s: float) -> dict[str, object]:

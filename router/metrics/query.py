@@ -185,6 +185,7 @@ async def snapshot(
             "held": live["held"],
             "longest_wait_s": live["longest_wait_s"],
             **figures,
+            **d.survey_figures(per_queue.get(q.id, {})),
             "service_level_target": q.sla.target,
             "agents_available": live["agents_available"],
         }
@@ -197,6 +198,7 @@ async def snapshot(
             "location": None if p.location is None else p.location.value,
             "agents": by_status.get(p.id, {"available": 0, "away": 0, "offline": 0}),
             **d.pool_figures(per_pool.get(p.id, {})),
+            **d.survey_figures(per_pool.get(p.id, {})),
         }
     return {
         "tenant": t.id,
@@ -235,10 +237,19 @@ async def history(
                 "from": s,
                 "to": s + QUARTER_MS,
                 "queues": {
-                    q.id: d.queue_figures(per_queue.get(q.id, {}), d.service_clock(q)[1])
+                    q.id: {
+                        **d.queue_figures(per_queue.get(q.id, {}), d.service_clock(q)[1]),
+                        **d.survey_figures(per_queue.get(q.id, {})),
+                    }
                     for q in queues
                 },
-                "pools": {p.id: d.pool_figures(per_pool.get(p.id, {})) for p in pools},
+                "pools": {
+                    p.id: {
+                        **d.pool_figures(per_pool.get(p.id, {})),
+                        **d.survey_figures(per_pool.get(p.id, {})),
+                    }
+                    for p in pools
+                },
             }
         )
     return {

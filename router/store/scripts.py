@@ -46,6 +46,7 @@ SCRIPT_NAMES = (
     "contact_message",
     "inbound_ignored",
     "respond",
+    "survey",
 )
 
 

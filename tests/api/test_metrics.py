@@ -67,7 +67,7 @@ async def test_snapshot_counts_contacts_and_shows_live_state(make_api: ApiFactor
     assert chat["asa_s"] is None and chat["abandon_rate"] == 0.0
     assert body["tenant"] == api.tenant and body["window"]["name"] == "15m"
     assert set(body["pools"]) == {"inhouse", "near", "off"}
-    assert body["pools"]["near"]["vendor"] == "Near Co"
+    assert body["pools"]["near"]["vendor"] == "near-co"
     r = await api.client.get("/v1/metrics?window=today", headers=api.auth("supervisor"))
     assert (await r.json())["window"]["name"] == "today"
 

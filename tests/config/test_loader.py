@@ -32,12 +32,17 @@ POOLS = """
 
 [pools.vendor]
 kind = "outsourced"
-vendor = "Costa Contact"
+vendor = "costa-contact"
 location = "nearshore"
 
 [pools.far]
 kind = "outsourced"
-vendor = "Manila Connect"
+vendor = "manila-connect"
+
+[vendors.costa-contact]
+location = "nearshore"
+
+[vendors.manila-connect]
 location = "offshore"
 """
 
@@ -90,10 +95,11 @@ def test_demo_loads_with_expected_pools_and_queues() -> None:
     nearshore, offshore = tenant.pools["nearshore"], tenant.pools["offshore"]
     assert (nearshore.kind, nearshore.vendor, nearshore.location) == (
         PoolKind.OUTSOURCED,
-        "Costa Contact",
+        "costa-contact",
         Location.NEARSHORE,
     )
-    assert (offshore.vendor, offshore.location) == ("Manila Connect", Location.OFFSHORE)
+    assert (offshore.vendor, offshore.location) == ("manila-connect", Location.OFFSHORE)
+    assert tenant.vendors["costa-contact"].name == "Costa Contact"
     assert {
         "billing_voice",
         "support_voice_es",
@@ -266,7 +272,10 @@ stream_max_len = 5000
 
 [tenants.globex.pools.bpo]
 kind = "outsourced"
-vendor = "Manila Connect"
+vendor = "manila-connect"
+
+[tenants.globex.vendors.manila-connect]
+name = "Manila Connect"
 location = "offshore"
 
 [tenants.globex.queues.help]
@@ -307,7 +316,7 @@ def test_multi_tenant_file() -> None:
             MULTI.replace('name = "Acme"', 'nmae = "Acme"'),
             "tenants.acme.nmae: unknown key; allowed keys: "
             "calendars, channels, conversations, default_queues, limits, metrics, name, pools, "
-            "providers, queues, retention, routing, rules, timezone, tokens, webhooks",
+            "providers, queues, retention, routing, rules, timezone, tokens, vendors, webhooks",
         ),
         (
             '[tenants."a b"]\n',
@@ -337,7 +346,7 @@ CASES: list[tuple[str, str, str]] = [
         doc(top="[routeing]"),
         "routeing: unknown key; allowed keys: calendars, conversations, default_queues, limits, "
         "metrics, pools, providers, queues, retention, routing, rules, tenant, tenants, tokens, "
-        "webhooks",
+        "vendors, webhooks",
     ),
     (
         "missing tenant",
@@ -396,9 +405,11 @@ CASES: list[tuple[str, str, str]] = [
         'pools.v.vendor: required when kind = "outsourced"',
     ),
     (
-        "outsourced needs location",
+        "outsourced names an undeclared vendor",
         doc(pools='[pools.inhouse]\n[pools.v]\nkind = "outsourced"\nvendor = "X"'),
-        'pools.v.location: required when kind = "outsourced"',
+        "pools.v.vendor: unknown vendor 'X' (no vendor is declared); a pool's vendor is the "
+        "id of a [vendors.<id>] table holding its contract: declare e.g. [vendors.x] with "
+        'name = "X" and location, then write vendor = "x"',
     ),
     (
         "bad location",

@@ -39,7 +39,11 @@ id = "t1"
 
 [pools.vendor]
 kind = "outsourced"
-vendor = "Costa Contact"
+vendor = "costa-contact"
+location = "nearshore"
+
+[vendors.costa-contact]
+name = "Costa Contact"
 location = "nearshore"
 
 [queues.calls]
@@ -84,23 +88,31 @@ def error_of(text: str) -> str:
 def test_demo_tokens() -> None:
     tenant = load_config(DEMO).tenants["demo"]
     by_hash = {t.sha256: t for t in tenant.tokens}
-    assert len(by_hash) == len(tenant.tokens) == 4
+    assert len(by_hash) == len(tenant.tokens) == 5
     assert {h: t.roles for h, t in by_hash.items()} == {
         sha("demo-admin"): {Role.ADMIN},
         sha("demo-ingest"): {Role.INGEST},
         sha("demo-agent"): {Role.AGENT},
         sha("demo-supervisor"): {Role.SUPERVISOR},
+        sha("demo-vendor-offshore"): {Role.SUPERVISOR},
     }
     # The demo agent token is platform-wide, the supervisor sees every pool.
     assert by_hash[sha("demo-agent")].agent is None
     assert by_hash[sha("demo-supervisor")].pool is None
+    assert by_hash[sha("demo-vendor-offshore")].pool == "offshore"
     assert all(t.name for t in tenant.tokens)
 
 
 def test_demo_plain_tokens_are_only_in_comments() -> None:
     for line in DEMO.read_text().splitlines():
         code = line.split("#", 1)[0]
-        for plain in ("demo-admin", "demo-ingest", "demo-agent", "demo-supervisor"):
+        for plain in (
+            "demo-admin",
+            "demo-ingest",
+            "demo-agent",
+            "demo-supervisor",
+            "demo-vendor-offshore",
+        ):
             assert f'"{plain}"' not in code
 
 

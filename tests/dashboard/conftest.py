@@ -248,7 +248,11 @@ name = "Head office"
 
 [pools.near]
 kind = "outsourced"
-vendor = "Near Co"
+vendor = "near-co"
+location = "nearshore"
+
+[vendors.near-co]
+name = "Near Co"
 location = "nearshore"
 
 [queues.chat]

@@ -25,7 +25,11 @@ max_missed_offers = 0
 
 [pools.near]
 kind = "outsourced"
-vendor = "Near Co"
+vendor = "near-co"
+location = "nearshore"
+
+[vendors.near-co]
+name = "Near Co"
 location = "nearshore"
 """
 

@@ -17,7 +17,11 @@ BODY = (
 
 [pools.far]
 kind = "outsourced"
-vendor = "Far Co"
+vendor = "far-co"
+location = "offshore"
+
+[vendors.far-co]
+name = "Far Co"
 location = "offshore"
 
 [queues.chat]

@@ -24,7 +24,11 @@ max_missed_offers = 0
 
 [pools.vendor]
 kind = "outsourced"
-vendor = "Follow the Sun"
+vendor = "follow-the-sun"
+location = "offshore"
+
+[vendors.follow-the-sun]
+name = "Follow the Sun"
 location = "offshore"
 
 [calendars.office]

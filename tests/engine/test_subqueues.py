@@ -87,7 +87,11 @@ kind = "inhouse"
 
 [pools.near]
 kind = "outsourced"
-vendor = "Near Co"
+vendor = "near-co"
+location = "nearshore"
+
+[vendors.near-co]
+name = "Near Co"
 location = "nearshore"
 
 [queues.sales]

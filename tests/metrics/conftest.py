@@ -22,7 +22,11 @@ name = "In-house"
 
 [pools.near]
 kind = "outsourced"
-vendor = "Near Co"
+vendor = "near-co"
+location = "nearshore"
+
+[vendors.near-co]
+name = "Near Co"
 location = "nearshore"
 
 [queues.sales]

@@ -91,7 +91,7 @@ async def test_offered_answered_abandoned_against_hand_computed_figures(
     assert inhouse["title"] == "In-house" and inhouse["kind"] == "inhouse"
     near = m["pools"]["near"]
     assert (near["vendor"], near["location"], near["kind"]) == (
-        "Near Co",
+        "near-co",
         "nearshore",
         "outsourced",
     )

@@ -252,6 +252,26 @@ APPLY['contact.completed'] = function(e, at)
   add(at, 'p:' .. e.pool .. ':hms', handle)
 end
 
+-- a customer survey: CSAT sum and count, NPS promoters / passives / detractors and
+-- count, for the contact's queue and the answering agent's pool (the event's
+-- fields), in the bucket of the survey (which may come days after the contact)
+APPLY['contact.surveyed'] = function(e, at)
+  local owners = { 'q:' .. e.queue .. ':' }
+  if str(e.pool) ~= '' then owners[2] = 'p:' .. e.pool .. ':' end
+  local cs, np = num(e.csat, nil), num(e.nps, nil)
+  for i = 1, #owners do
+    local o = owners[i]
+    if cs then
+      add(at, o .. 'cs_s', cs)
+      add(at, o .. 'cs_n', 1)
+    end
+    if np then
+      add(at, o .. (np >= 9 and 'np_p' or np >= 7 and 'np_a' or 'np_d'), 1)
+      add(at, o .. 'np_n', 1)
+    end
+  end
+end
+
 local function sla_event(counter)
   return function(e, at)
     add(at, 'q:' .. e.queue .. ':' .. counter, 1)

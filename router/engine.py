@@ -746,3 +746,25 @@ class Engine:
             "nps": int(n_s) if n_s else None,
             "at": int(_s(at)),
         }
+
+    # -- erasure (DELETE /v1/customers/{id}, docs/privacy.md) ------------------
+
+    async def erase_customer(
+        self, customer_digest: str, digests: list[str], erasure: str, batch: int = 200
+    ) -> int:
+        """Erase the personal data of every contact in the customer index sets
+        `digests` (lib/customers.lua), `batch` contacts per atomic script run.
+        `customer_digest`: the `cust` digest of its id, or ''. Returns how many."""
+        total = 0
+        while True:
+            done, left = await self._run(
+                "erase_customer", erasure, batch, customer_digest, *digests
+            )
+            total += int(done)
+            if int(left) == 0 or int(done) == 0:
+                return total
+
+    @staticmethod
+    def customer_digest(customer_id: str) -> str:
+        """The `cust` digest create_contact stores for a customer id."""
+        return _digest(customer_id)

@@ -93,6 +93,22 @@ class TenantKeys:
         """String: the agent who last completed a contact of this customer."""
         return self.prefix + "cl:" + customer_digest
 
+    def customer_contacts(self, identity_digest: str) -> str:
+        """Set of the contacts of one customer identity (the `cust` digest of its id, or
+        the digest of its email or phone, see lib/customers.lua): what an erasure
+        (DELETE /v1/customers/{id}) finds and clears."""
+        return self.prefix + "cx:" + identity_digest
+
+    @property
+    def privacy_secret(self) -> str:
+        """String: the tenant's random secret behind customer pseudonyms (router/privacy.py)."""
+        return self.prefix + "privacy:secret"
+
+    @property
+    def audit(self) -> str:
+        """Stream: reads of personal data by outsourced pools, and erasures (router/audit.py)."""
+        return self.prefix + "audit"
+
     def idempotency(self, key_digest: str) -> str:
         return self.prefix + "idem:" + key_digest
 

@@ -32,9 +32,10 @@ from ..errors import AgentNotFound, ContactNotFound
 from ..ids import validate_id
 from ..model import Agent, Contact, ContactState
 from .auth import Principal, digest, principal
-from .context import SERVICE, contact_view
+from .context import SERVICE
 from .problems import ApiError
 from .render import agent_json, offer_json
+from .visibility import view_for
 
 log = logging.getLogger("switchboard.api.events")
 
@@ -180,6 +181,7 @@ class _Diff:
     """What this stream has told its client, to send only what changed."""
 
     aid: str
+    who: Principal  # the caller: its pool's visibility policy shapes each contact
     offers: set[str] = field(default_factory=set)  # announced and still open
     held: dict[str, ContactState] = field(default_factory=dict)  # other contacts, as sent
     agent: dict[str, Any] | None = None  # last `agent` data, without last_seen
@@ -198,7 +200,7 @@ class _Diff:
             c = now.get(cid) or await _contact_or_none(engine, cid)
             out.append(("offer.closed", {"id": cid, "reason": _closed_reason(c, a.id)}))
         out += [
-            ("offer", offer_json(c, contact_view(engine, c)))
+            ("offer", offer_json(c, await view_for(engine, self.who, c, self.aid)))
             for c in open_now
             if c.id not in self.offers
         ]
@@ -207,9 +209,9 @@ class _Diff:
         for cid in sorted(self.held.keys() - held.keys()):  # completed or moved away
             gone = await _contact_or_none(engine, cid)
             if gone is not None:
-                out.append(("contact", contact_view(engine, gone)))
+                out.append(("contact", await view_for(engine, self.who, gone, self.aid)))
         out += [
-            ("contact", contact_view(engine, c))
+            ("contact", await view_for(engine, self.who, c, self.aid))
             for c in held.values()
             if self.held.get(c.id) != c.state
         ]
@@ -275,7 +277,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
         )
         stack.enter_context(_hub(request.app).slot(who.tenant, aid, woken))
         await engine.heartbeat(aid)  # 404 for an unknown agent
-        diff = _Diff(aid)
+        diff = _Diff(aid, who)
         first = await diff.step(engine)  # until prepare(), errors become problems
         resp = await open_event_stream(request)
         try:

@@ -15,10 +15,11 @@ from ..ids import validate_id
 from ..model import AgentSpec, AgentStatus, ContactState
 from .auth import Principal, digest, new_agent_token, principal
 from .bodies import invalid, read_body
-from .context import SERVICE, contact_view, engine_for
+from .context import SERVICE, engine_for
 from .negotiate import respond
 from .problems import ApiError
 from .render import agent_json, offer_json
+from .visibility import view_for
 
 routes = web.RouteTableDef()
 
@@ -152,11 +153,13 @@ async def revoke_tokens(request: web.Request) -> web.Response:
 MAX_WAIT_S = 60
 
 
-async def _current_offers(engine: Engine, aid: str) -> list[dict[str, Any]]:
+async def _current_offers(engine: Engine, who: Principal, aid: str) -> list[dict[str, Any]]:
     a = await engine.get_agent(aid)
     contacts = await asyncio.gather(*(engine.get_contact(c) for c in a.contacts))
     return [
-        offer_json(c, contact_view(engine, c)) for c in contacts if c.state is ContactState.RESERVED
+        offer_json(c, await view_for(engine, who, c, aid))
+        for c in contacts
+        if c.state is ContactState.RESERVED
     ]
 
 
@@ -177,12 +180,12 @@ async def offers(request: web.Request) -> web.Response:
     await engine.heartbeat(aid)
     wakeups = request.app[SERVICE].wakeups
     if wait == 0 or wakeups is None:
-        return respond(request, {"offers": await _current_offers(engine, aid)})
+        return respond(request, {"offers": await _current_offers(engine, who, aid)})
     deadline = asyncio.get_running_loop().time() + wait
     with wakeups.waiter(who.tenant, aid) as woken:
         while True:
             woken.clear()
-            held = await _current_offers(engine, aid)
+            held = await _current_offers(engine, who, aid)
             left = deadline - asyncio.get_running_loop().time()
             if held or left <= 0:
                 return respond(request, {"offers": held})
@@ -210,7 +213,7 @@ async def accept(request: web.Request) -> web.Response:
     agent = await _offer_agent(request, who, oid)
     await engine.accept(oid, agent)
     c = await engine.get_contact(oid)
-    return respond(request, offer_json(c, contact_view(engine, c)))
+    return respond(request, offer_json(c, await view_for(engine, who, c, agent)))
 
 
 @routes.post("/v1/offers/{id}/reject")

@@ -19,10 +19,12 @@ from . import (
     agents,
     channels,
     contacts,
+    customers,
     metrics,
     openapi,
     pools,
     queues,
+    scorecard,
     webhooks,
 )
 from .auth import auth_middleware
@@ -61,10 +63,12 @@ def build_api(
     app.add_routes(agents.routes)
     app.add_routes(queues.routes)
     app.add_routes(pools.routes)  # GET /v1/pools, /v1/vendors
+    app.add_routes(scorecard.routes)  # GET /v1/vendors/{id}/scorecard
     app.add_routes(admin.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(channels.routes)
     app.add_routes(agent_events.routes)
+    app.add_routes(customers.routes)  # DELETE /v1/customers/{id}, GET /v1/audit
     app.on_shutdown.append(agent_events.close_streams)  # end open streams first
     metrics.add_routes(app)  # /v1/metrics..., GET /metrics; ends its streams on shutdown
 

@@ -9,9 +9,10 @@ from ..errors import ContactNotFound
 from ..model import Contact, ContactState, Customer, NewContact
 from .auth import Principal, principal
 from .bodies import Body, invalid, read_body
-from .context import contact_view, engine_for
+from .context import engine_for
 from .negotiate import respond
 from .problems import ApiError
+from .visibility import view_for
 
 routes = web.RouteTableDef()
 
@@ -116,7 +117,7 @@ async def find_contacts(request: web.Request) -> web.Response:
     if who.pool is not None and Role.ADMIN not in who.roles:
         found = [c for c in found if c.pool == who.pool]
     engine = engine_for(request, who)
-    return respond(request, {"contacts": [contact_view(engine, c) for c in found]})
+    return respond(request, {"contacts": [await view_for(engine, who, c) for c in found]})
 
 
 @routes.get("/v1/contacts/{id}")
@@ -124,8 +125,8 @@ async def get_contact(request: web.Request) -> web.Response:
     who = principal(request)
     cid = request.match_info["id"]
     engine = engine_for(request, who)
-    view = contact_view(engine, await _readable(request, who, cid))
-    return respond(request, {**view, "timeline": await engine.timeline(cid)})
+    c = await _readable(request, who, cid)
+    return respond(request, await view_for(engine, who, c, timeline=await engine.timeline(cid)))
 
 
 @routes.post("/v1/contacts/{id}/abandon")
@@ -135,7 +136,7 @@ async def abandon(request: web.Request) -> web.Response:
     engine = engine_for(request, who)
     cid = request.match_info["id"]
     await engine.abandon(cid, body.ident("reason") or "")
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    return respond(request, await view_for(engine, who, await engine.get_contact(cid)))
 
 
 async def _holder(request: web.Request, who: Principal, cid: str) -> str | None:
@@ -162,7 +163,7 @@ async def transfer(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.transfer(cid, queue=queue, agent=agent, by_agent=by)
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    return respond(request, await view_for(engine, who, await engine.get_contact(cid), by))
 
 
 @routes.post("/v1/contacts/{id}/complete")
@@ -173,7 +174,7 @@ async def complete(request: web.Request) -> web.Response:
     by = await _holder(request, who, cid)
     engine = engine_for(request, who)
     await engine.complete(cid, by, body.ident("disposition") or "")
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    return respond(request, await view_for(engine, who, await engine.get_contact(cid), by))
 
 
 @routes.post("/v1/contacts/{id}/wrapup-done")
@@ -187,7 +188,7 @@ async def wrapup_done(request: web.Request) -> web.Response:
     if c0.state is not ContactState.WRAP_UP:
         raise ApiError(409, "conflict", f"contact {cid} is {c0.state.value}, not in wrap-up")
     await engine.finish_wrap_up(cid, by, body.ident("disposition") or "")
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    return respond(request, await view_for(engine, who, await engine.get_contact(cid), by))
 
 
 @routes.post("/v1/contacts/{id}/respond")
@@ -204,7 +205,7 @@ async def respond_first(request: web.Request) -> web.Response:
     if named is not None and named != c.agent:
         raise ApiError(409, "conflict", f"contact {cid} is not held by agent {named}")
     await engine.respond(cid, c.agent if Role.ADMIN not in who.roles else named)
-    return respond(request, contact_view(engine, await engine.get_contact(cid)))
+    return respond(request, await view_for(engine, who, await engine.get_contact(cid), c.agent))
 
 
 def _score(body: Body, name: str, lo: int, hi: int) -> int | None:

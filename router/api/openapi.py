@@ -519,6 +519,7 @@ def _schemas() -> dict[str, JSON]:
         **_webhook_schemas(),
         **_metrics_schemas(),
         **_vendor_schemas(),
+        **_privacy_schemas(),
     }
 
 
@@ -960,6 +961,7 @@ def _paths() -> dict[str, JSON]:
         **_webhook_paths(),
         **_metrics_paths(),
         **_vendor_paths(),
+        **_privacy_paths(),
         "/v1/admin/reload": {
             "post": _op(
                 "reload_config",
@@ -1730,7 +1732,67 @@ def _vendor_schemas() -> dict[str, JSON]:
             }
         ),
         "VendorList": _closed({"vendors": {"type": "array", "items": _ref("Vendor")}}),
+        "Scorecard": _scorecard_schema(),
     }
+
+
+def _scorecard_schema() -> JSON:
+    """GET /v1/vendors/{id}/scorecard (router/scorecard.py, docs/vendors.md)."""
+    ratio: JSON = {"type": ["number", "null"], "minimum": 0, "maximum": 1}
+    seconds: JSON = {"type": ["number", "null"], "minimum": 0}
+    count: JSON = {"type": "integer", "minimum": 0}
+    ms: JSON = {"type": "integer", "description": "ms since the epoch, engine clock"}
+    total: JSON = {"type": ["integer", "null"], "minimum": 0}
+    return _closed(
+        {
+            "vendor": {"type": "string"},
+            "name": {"type": "string"},
+            "from": ms,
+            "to": ms,
+            "timezone": {"type": "string"},
+            "pools": {"type": "array", "items": {"type": "string"}},
+            "volume": _closed(
+                {
+                    "answered": {**count, "description": "what caps and commitments count"},
+                    "handled": {**count, "description": "answered contacts completed"},
+                    "days": {**count, "description": "local days the period touches"},
+                    "cap": {**total, "description": "max_per_day x days; null: no daily cap"},
+                    "commitment": {
+                        **total,
+                        "description": "min_per_day x days, or min_per_month x months",
+                    },
+                    "commitment_met": {"type": ["boolean", "null"]},
+                }
+            ),
+            "service_level": _ref("ServiceLevel"),
+            "service_level_target": {**ratio, "description": "the contract's sla_target"},
+            "asa_s": seconds,
+            "aht_s": seconds,
+            "abandoned": {
+                **count,
+                "description": "abandons at a stage where the vendor's pools were eligible",
+            },
+            "abandon_rate": {**ratio, "description": "abandoned / (answered + abandoned)"},
+            "csat": {"type": ["number", "null"], "minimum": 1, "maximum": 5},
+            "nps": {"type": ["number", "null"], "minimum": -100, "maximum": 100},
+            "cost": {
+                "oneOf": [
+                    {"type": "null"},
+                    _closed(
+                        {
+                            "amount": {"type": "number", "minimum": 0},
+                            "currency": {"type": "string", "pattern": "^[A-Z]{3}$"},
+                        }
+                    ),
+                ],
+                "description": "null: no price in the contract",
+            },
+            "sla_breaches": {
+                **count,
+                "description": "breaches at a stage where the vendor's pools were eligible",
+            },
+        }
+    )
 
 
 def _vendor_paths() -> dict[str, JSON]:
@@ -1759,6 +1821,139 @@ def _vendor_paths() -> dict[str, JSON]:
                 roles=viewers,
                 description="A supervisor token scoped to a pool sees that pool's vendor "
                 "only (none for an in-house pool). See docs/vendors.md.",
+            )
+        },
+        "/v1/vendors/{id}/scorecard": {
+            "get": _op(
+                "get_vendor_scorecard",
+                "vendors",
+                "A vendor's scorecard over a period, beside its contract",
+                {"200": _ok("Scorecard")},
+                (400, 403, 404),
+                roles=viewers,
+                params=(
+                    _path_param("id", "the vendor's id"),
+                    *(
+                        {
+                            "name": name,
+                            "in": "query",
+                            "required": False,
+                            "description": "ms since the epoch, or ISO 8601 (UTC without an "
+                            f"offset); default: {default}",
+                            "schema": {"type": "string", "minLength": 1},
+                        }
+                        for name, default in (
+                            ("from", "the start of the month (of `to`, else of now)"),
+                            ("to", "now with `from`, else the end of the month"),
+                        )
+                    ),
+                ),
+                description="Volume, service level, ASA, AHT, abandonment, CSAT, NPS, cost "
+                "and SLA breaches of the vendor's pools over the 15-minute intervals "
+                "overlapping [from, to), at most 32 days; without from and to, the current "
+                "month in the vendor's time zone. A supervisor token scoped to a pool reads "
+                "its own vendor's only. See docs/vendors.md.",
+            )
+        },
+    }
+
+
+def _privacy_schemas() -> dict[str, JSON]:
+    """Erasure and the audit stream (router/api/customers.py, docs/privacy.md)."""
+    text: JSON = {"type": ["string", "null"]}
+    entry = _closed(
+        {
+            "id": {"type": "string", "description": "stream id"},
+            "action": _enum(["read", "erase"]),
+            "at": {"type": "integer", "description": "ms since the epoch, engine clock"},
+            "who": {"type": "string", "description": "the token's name, or `agent <id>`"},
+            "pool": text,
+            "vendor": text,
+            "agent": text,
+            "contact": text,
+            "fields": {
+                "type": "array",
+                "items": {"type": "string"},
+                "description": "personal-data fields the read showed (masked or not)",
+            },
+            "erasure": {"type": "string"},
+            "contacts": {"type": "integer", "minimum": 0},
+        }
+    )
+    entry["required"] = ["id", "action", "at", "who", "pool", "vendor", "agent", "contact"]
+    return {
+        "Erasure": _closed(
+            {
+                "erasure": {"type": "string", "description": "this erasure's id"},
+                "contacts": {"type": "integer", "minimum": 0},
+            }
+        ),
+        "AuditEntry": entry,
+        "AuditList": _closed(
+            {
+                "from": {"type": "integer"},
+                "to": {"type": "integer"},
+                "entries": {"type": "array", "items": _ref("AuditEntry")},
+                "truncated": {"type": "boolean"},
+            }
+        ),
+    }
+
+
+def _privacy_paths() -> dict[str, JSON]:
+    def query(name: str, description: str) -> JSON:
+        return {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "description": description,
+            "schema": {"type": "string", "minLength": 1},
+        }
+
+    admin = (Role.ADMIN,)
+    return {
+        "/v1/customers/{id}": {
+            "delete": _op(
+                "erase_customer",
+                "admin",
+                "Erase a customer's personal data from every contact (GDPR erasure)",
+                {"200": _ok("Erasure")},
+                (400, 403),
+                roles=admin,
+                params=(
+                    {
+                        "name": "id",
+                        "in": "path",
+                        "required": True,
+                        "description": "the customer id a channel or the ingest API gave, "
+                        "or the customer's email address or phone number",
+                        "schema": {"type": "string", "minLength": 1, "maxLength": 320},
+                    },
+                ),
+                description="Each contact of the customer loses its customer, subject, "
+                "preview, attributes, external id, timeline and thread keys, atomically; "
+                "routing state and anonymous metrics stay. 200 with the number of contacts "
+                "cleared, 0 for an unknown or already erased customer. See docs/privacy.md.",
+            )
+        },
+        "/v1/audit": {
+            "get": _op(
+                "get_audit",
+                "admin",
+                "Reads of personal data by outsourced pools, and erasures",
+                {"200": _ok("AuditList")},
+                (400, 403),
+                roles=admin,
+                params=(
+                    query("from", "ms since the epoch or ISO 8601; default: 24 hours before to"),
+                    query("to", "ms since the epoch or ISO 8601; default: now"),
+                    query("pool", "entries of this pool only"),
+                    query("vendor", "entries of this vendor only"),
+                    query("contact", "entries of this contact only"),
+                    query("limit", "at most this many entries, 1..1000; default 100"),
+                ),
+                description="Oldest first; `truncated` when more matched than `limit`. "
+                "Entries hold ids and field names, never the data. See docs/privacy.md.",
             )
         },
     }

@@ -8,6 +8,10 @@
 // snapshot), each chart series is a fixed-size ring, the alert feed keeps the
 // newest FEED_MAX items, listeners are attached once, and the only timers are
 // one ticker and at most one pending reconnect.
+//
+// Vendor scorecards (GET /v1/vendors/{id}/scorecard, this month in each vendor's
+// time zone) are fetched with the same token for the vendors of the pools in the
+// stream, when that set changes and then once a minute, from the same ticker.
 "use strict";
 
 (() => {
@@ -34,7 +38,10 @@
     queueCount: $("queue-count"), poolCount: $("pool-count"),
     chartQueue: $("chart-queue"), chartWaiting: $("chart-waiting"), chartSl: $("chart-sl"),
     feed: $("alert-feed"), noAlerts: $("no-alerts"),
+    scorecards: $("scorecards"), cards: $("cards"), cardCount: $("scorecard-count"),
+    cardsUpdated: $("scorecards-updated"),
   };
+  const SCORECARD_EVERY_MS = 60000; // scorecards are monthly figures: once a minute is plenty
 
   // ---------------------------------------------------------------- formatting
 
@@ -491,6 +498,7 @@
       }
     }
     if (poolMembership) sortPools();
+    syncVendors(pools);
 
     sortQueues();
     if (membership) rebuildChartChoices();
@@ -572,9 +580,158 @@
     el.feed.replaceChildren();
     el.noAlerts.hidden = false;
     el.chartQueue.replaceChildren();
+    resetScorecards();
     setText(el.tenant, "");
     setText(el.updated, "");
     drawCharts();
+  }
+
+  // ---------------------------------------------------------------- vendor scorecards
+
+  const cards = {
+    gen: 0, // bumped on reset: answers to older requests are dropped
+    ids: [], // vendor ids of the pools in the stream, sorted
+    views: new Map(), // vendor id -> card view
+    busy: false,
+    fetchedAt: 0,
+  };
+
+  const CARD_ROWS = [
+    ["answered", "Answered"],
+    ["commitment", "Commitment"],
+    ["sl", "Service level"],
+    ["asa", "ASA"],
+    ["aht", "AHT"],
+    ["abandoned", "Abandoned"],
+    ["csat", "CSAT"],
+    ["nps", "NPS"],
+    ["cost", "Cost"],
+    ["breaches", "SLA breaches"],
+  ];
+
+  function fmtFixed(v, digits) {
+    return v === null || v === undefined || !Number.isFinite(v) ? "–" : v.toFixed(digits);
+  }
+
+  function fmtMoney(cost) {
+    if (!cost || !Number.isFinite(cost.amount)) return "–";
+    const amount = cost.amount.toLocaleString("en", { minimumFractionDigits: 2, maximumFractionDigits: 2 });
+    return `${cost.currency} ${amount}`;
+  }
+
+  function newCard(id) {
+    const card = document.createElement("article");
+    card.className = "card";
+    card.dataset.vendor = id;
+    const h = document.createElement("h3");
+    const name = document.createElement("span");
+    const vid = document.createElement("span");
+    vid.className = "qid";
+    h.append(name, vid);
+    const dl = document.createElement("dl");
+    const cells = {};
+    for (const [key, label] of CARD_ROWS) {
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.dataset.field = key;
+      dd.textContent = "–";
+      dl.append(dt, dd);
+      cells[key] = dd;
+    }
+    card.append(h, dl);
+    return { id, card, name, vid, cells };
+  }
+
+  function updateCard(view, sc) {
+    setText(view.name, sc.name || view.id);
+    setText(view.vid, sc.name && sc.name !== view.id ? view.id : "");
+    const c = view.cells;
+    const vol = sc.volume || {};
+    setText(c.answered, fmtCount(vol.answered) + (Number.isFinite(vol.cap) ? ` of ${fmtCount(vol.cap)} cap` : ""));
+    const met = vol.commitment_met;
+    setText(c.commitment, Number.isFinite(vol.commitment)
+      ? `${fmtCount(vol.commitment)} · ${met ? "met" : "not met yet"}` : "–");
+    const sl = (sc.service_level || {}).value;
+    const target = sc.service_level_target;
+    setText(c.sl, fmtPct(sl) + (Number.isFinite(target) ? ` (target ${fmtPct(target)})` : ""));
+    toggle(c.sl, "bad", Number.isFinite(sl) && Number.isFinite(target) && sl < target);
+    setText(c.asa, fmtDuration(sc.asa_s));
+    setText(c.aht, fmtDuration(sc.aht_s));
+    setText(c.abandoned, Number.isFinite(sc.abandoned)
+      ? `${fmtCount(sc.abandoned)} (${fmtPct(sc.abandon_rate)})` : "–");
+    setText(c.csat, fmtFixed(sc.csat, 2));
+    setText(c.nps, Number.isFinite(sc.nps) ? (sc.nps > 0 ? "+" : "") + sc.nps.toFixed(1) : "–");
+    setText(c.cost, fmtMoney(sc.cost));
+    setText(c.breaches, fmtCount(sc.sla_breaches));
+    toggle(c.breaches, "bad", sc.sla_breaches > 0);
+    toggle(view.card, "unavailable", false);
+    view.card.title = "";
+  }
+
+  /** The vendors of the pools in the stream (a scoped token: its own); fetches
+   * their scorecards at once when that set changes. */
+  function syncVendors(pools) {
+    const ids = [...new Set(Object.values(pools).map((p) => p.vendor).filter(Boolean))].sort();
+    if (ids.length === cards.ids.length && ids.every((id, i) => id === cards.ids[i])) return;
+    cards.ids = ids;
+    for (const [id, view] of cards.views) {
+      if (!ids.includes(id)) {
+        view.card.remove();
+        cards.views.delete(id);
+      }
+    }
+    for (const id of ids) {
+      if (!cards.views.has(id)) cards.views.set(id, newCard(id));
+    }
+    for (const id of ids) el.cards.appendChild(cards.views.get(id).card); // in id order
+    el.scorecards.hidden = ids.length === 0;
+    setText(el.cardCount, ids.length ? `(${ids.length})` : "");
+    cards.busy = false;
+    refreshScorecards();
+  }
+
+  async function fetchScorecard(id) {
+    const res = await fetch(`/v1/vendors/${encodeURIComponent(id)}/scorecard`, {
+      headers: { Authorization: `Bearer ${state.token}`, Accept: "application/json" },
+      cache: "no-store",
+    });
+    if (!res.ok) throw new Error(`${res.status}: ${await problemDetail(res)}`);
+    return res.json();
+  }
+
+  async function refreshScorecards() {
+    const gen = ++cards.gen;
+    cards.busy = true;
+    cards.fetchedAt = Date.now();
+    const ids = cards.ids.slice();
+    const results = await Promise.allSettled(ids.map(fetchScorecard));
+    if (gen !== cards.gen) return; // reset, or a newer refresh began
+    cards.busy = false;
+    results.forEach((r, i) => {
+      const view = cards.views.get(ids[i]);
+      if (!view) return;
+      if (r.status === "fulfilled") {
+        updateCard(view, r.value);
+      } else {
+        // keep the last figures, greyed out, and say why on hover
+        toggle(view.card, "unavailable", true);
+        view.card.title = `Scorecard not available: ${r.reason && r.reason.message}`;
+      }
+    });
+    setText(el.cardsUpdated, `this month, each vendor's time zone · updated ${fmtClock(Date.now())}`);
+  }
+
+  function resetScorecards() {
+    cards.gen += 1;
+    cards.ids = [];
+    cards.busy = false;
+    cards.fetchedAt = 0;
+    for (const view of cards.views.values()) view.card.remove();
+    cards.views.clear();
+    el.scorecards.hidden = true;
+    setText(el.cardCount, "");
+    setText(el.cardsUpdated, "");
   }
 
   // ---------------------------------------------------------------- the stream
@@ -797,6 +954,9 @@
     if (!state.token) return;
     if (conn.live && Date.now() - conn.lastByte > STALL_MS) retryLater("no data for 45 s");
     if (!conn.live) return;
+    if (cards.ids.length && !cards.busy && Date.now() - cards.fetchedAt >= SCORECARD_EVERY_MS) {
+      refreshScorecards();
+    }
     const now = state.lastAt + (Date.now() - state.lastFrameWall);
     let changed = false;
     for (const view of state.queues.values()) {
@@ -822,6 +982,7 @@
       feed: el.feed.childElementCount,
       seenAlerts: state.seenAlerts.size,
       maxPoints: Math.max(0, ...[...state.queues.values()].map((v) => v.series.len)),
+      scorecards: cards.views.size,
       live: conn.live,
     }),
   });

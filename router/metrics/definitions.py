@@ -29,6 +29,8 @@ HANDLED = "hnd"  # contact.completed of an answered contact
 HANDLE_MS = "hms"  # sum of their handle_ms (talk + wrap-up)
 BREACHES = "brch"  # sla.breached
 WARNINGS = "warn"  # sla.warning
+# ABANDONED and BREACHES are also counted per stage of the contact, as
+# `q:<queue>:abn.<stage>` and `q:<queue>:brch.<stage>` (vendor scorecards)
 AVAILABLE_MS = "avail"  # pools: time agents spent available (busy or idle)
 # contact.surveyed, credited to the answering agent's pool and the contact's queue
 CSAT_SUM = "cs_s"  # sum of the CSAT scores (1-5)

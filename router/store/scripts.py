@@ -47,6 +47,7 @@ SCRIPT_NAMES = (
     "inbound_ignored",
     "respond",
     "survey",
+    "erase_customer",
 )
 
 

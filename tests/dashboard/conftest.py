@@ -217,21 +217,72 @@ class Stream:
                 await asyncio.sleep(0.02)
 
 
+def scorecard_figures(vendor: str, **over: Any) -> dict[str, Any]:
+    """A vendor scorecard as GET /v1/vendors/{id}/scorecard shapes it: an empty month."""
+    sc: dict[str, Any] = {
+        "vendor": vendor,
+        "name": vendor,
+        "from": 1_700_000_000_000,
+        "to": 1_702_592_000_000,
+        "timezone": "UTC",
+        "pools": [],
+        "volume": {
+            "answered": 0,
+            "handled": 0,
+            "days": 30,
+            "cap": None,
+            "commitment": None,
+            "commitment_met": None,
+        },
+        "service_level": {"threshold_s": None, "value": None},
+        "service_level_target": None,
+        "asa_s": None,
+        "aht_s": None,
+        "abandoned": 0,
+        "abandon_rate": None,
+        "csat": None,
+        "nps": None,
+        "cost": None,
+        "sla_breaches": 0,
+    }
+    sc.update(over)
+    return sc
+
+
+@dataclass
+class Scorecards:
+    """`GET /v1/vendors/{id}/scorecard`, scripted: `cards[id]`, else an empty one."""
+
+    cards: dict[str, dict[str, Any]] = field(default_factory=dict)
+    asked: list[str] = field(default_factory=list)  # vendor ids, in request order
+
+    async def handler(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization", "") != f"Bearer {GOOD_TOKEN}":
+            raise web.HTTPUnauthorized()
+        vid = request.match_info["id"]
+        self.asked.append(vid)
+        return web.json_response(self.cards.get(vid) or scorecard_figures(vid))
+
+
 @dataclass
 class StubSite:
     stream: Stream
     url: str  # the dashboard's URL: http://127.0.0.1:<port>/dashboard/
+    scorecards: Scorecards = field(default_factory=Scorecards)
 
 
 @pytest.fixture
 async def stub() -> AsyncIterator[StubSite]:
-    """The real dashboard files, with the metrics stream scripted by the test."""
+    """The real dashboard files, with the metrics stream (and the vendor
+    scorecards) scripted by the test."""
     stream = Stream()
+    cards = Scorecards()
     app = web.Application(middlewares=[problems_middleware, dashboard_middleware])
     app.router.add_get("/v1/metrics/stream", stream.handler)
+    app.router.add_get("/v1/vendors/{id}/scorecard", cards.handler)
     server = TestServer(app, host="127.0.0.1")
     await server.start_server()
-    yield StubSite(stream, str(server.make_url("/dashboard/")))
+    yield StubSite(stream, str(server.make_url("/dashboard/")), cards)
     stream.drop_all()
     await server.close()
 

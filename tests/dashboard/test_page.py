@@ -290,6 +290,7 @@ async def test_hours_on_the_wall_leave_nothing_growing(tab: Tab, stub: StubSite)
         "feed": 50,
         "seenAlerts": 50,
         "maxPoints": 360,
+        "scorecards": 0,
         "live": True,
     }
     # the same elements as before the 200 frames, plus the feed's 50 items (4 nodes each)

@@ -140,3 +140,28 @@ async def test_unknown_expired_and_invalid(make_engine: EngineFactory) -> None:
     await asyncio.sleep(0.5)
     with pytest.raises(ContactNotFound):
         await e.survey(cid, csat=5)
+
+
+async def test_a_survey_after_a_reopen_is_credited_to_who_completed_it(
+    make_engine: EngineFactory,
+) -> None:
+    # nina (north) completes the chat; the customer writes again and the reopened
+    # conversation waits, then ivan (inhouse) answers it: the survey about nina's
+    # conversation stays hers, whenever it arrives
+    body = BODY.replace('pools = ["north"]', 'pools = ["north", "inhouse"]').replace(
+        "finished_contact_s = 0.3", "finished_contact_s = 600"
+    )
+    e = await make_engine(body, VirtualClock(T0))
+    cid = await _answered(e)
+    await e.complete(cid, "nina", skip_wrap_up=True)
+    await e.set_agent_status("nina", AgentStatus.OFFLINE)
+    outcome, _ = await e.message(cid, "message", '{"kind":"message"}', 600_000, 10)
+    assert outcome == "reopened"
+    assert (await e.get_contact(cid)).agent is None  # waiting again, nobody on it
+    _, rec = await e.survey(cid, csat=5)
+    assert (rec["agent"], rec["pool"]) == ("nina", "north")
+    await e.upsert_agent(agent("ivan", "inhouse", skills={}, capacity={"chat": 2}))
+    await e.set_agent_status("ivan", AgentStatus.AVAILABLE)
+    await e.accept(cid, "ivan")
+    (ev,) = await _surveyed_events(e)
+    assert (ev["agent"], ev["pool"]) == ("nina", "north")

@@ -83,13 +83,13 @@ async def _expected(engine: Engine) -> tuple[Counter[str], dict[int, Counter[str
             if pool:
                 _bump(c, f"p:{pool}", {"ans": 1, "ans_t": within, "wait": wait})
         elif e["type"] == "contact.abandoned":
-            _bump(c, q, {"abn": 1, "abn_g": int(wait <= GRACE_MS)})
+            _bump(c, q, {"abn": 1, "abn_g": int(wait <= GRACE_MS), "abn.0": 1})
         elif e["type"] == "contact.completed" and pool:
             h = int(e["handle_ms"])
             _bump(c, q, {"hnd": 1, "hms": h})
             _bump(c, f"p:{pool}", {"hnd": 1, "hms": h})
         elif e["type"] == "sla.breached":
-            _bump(c, q, {"brch": 1})
+            _bump(c, q, {"brch": 1, "brch.0": 1})  # no stage in these events: stage 0
         total.update(c)
         quarters.setdefault(at - at % 900_000, Counter()).update(c)
     return (

@@ -68,6 +68,7 @@ class Model:
         elif kind == "contact.abandoned":
             self.add(at, f"q:{q}:abn", 1)
             self.add(at, f"q:{q}:abn_g", int(e["wait_ms"] <= GRACE))
+            self.add(at, f"q:{q}:abn.{e.get('stage', 0)}", 1)
         elif kind == "agent.status_changed":
             a = e["agent"]
             if e["status"] == "available" and a not in self.available:

@@ -39,6 +39,7 @@ Events   contact.received, contact.queued (held_until set when held), then
 ]]
 
 --!include lib/core.lua
+--!include lib/customers.lua
 
 -- Place in line and estimated wait (ms) of a queued contact, or '', ''.
 local function wait_estimate(c)
@@ -104,6 +105,7 @@ local score = NOW - prio * qc.aging -- queue_score (lib/core.lua) of a contact a
 call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
   'sig', sig)
+index_customer(cid, cust, ARGV[6]) -- what an erasure finds (lib/customers.lua)
 local c = load_contact(cid)
 emit('contact.received', cfields(c, { 'requested_queue', requested }))
 if held > 0 then

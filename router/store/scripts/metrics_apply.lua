@@ -18,8 +18,9 @@ docs/metrics.md), each by the event's `at` (engine clock):
   m:1m:<start>   minute buckets, kept MINUTE_KEEP_MS (the 15m and 1h windows)
   m:15m:<start>  15-minute intervals, kept ARGV[6] ms ("today" and history)
   m:tot          since the beginning (Prometheus counters)
-with fields `q:<queue>:<counter>` and `p:<pool>:<counter>`. m:idx:1m and
-m:idx:15m index the buckets by start; buckets older than their retention on
+with fields `q:<queue>:<counter>` and `p:<pool>:<counter>`; abandons and SLA
+breaches are also counted per stage of the contact (`abn.<stage>`, `brch.<stage>`).
+m:idx:1m and m:idx:15m index the buckets by start; buckets older than their retention on
 the engine clock (ARGV[1]) are deleted here, so retention works in virtual time.
 Counts are summed per batch in Lua tables and written once per bucket field.
 
@@ -216,6 +217,8 @@ APPLY['contact.abandoned'] = function(e, at)
   local q = 'q:' .. e.queue .. ':'
   add(at, q .. 'abn', 1)
   if num(e.wait_ms, 0) <= GRACE then add(at, q .. 'abn_g', 1) end
+  -- by stage: a vendor scorecard counts the abandons at the stages open to its pools
+  add(at, q .. 'abn.' .. string.format('%d', num(e.stage, 0)), 1)
 end
 
 -- first-response queues: the first response within T counts toward the service
@@ -275,6 +278,10 @@ end
 local function sla_event(counter)
   return function(e, at)
     add(at, 'q:' .. e.queue .. ':' .. counter, 1)
+    -- breaches by stage: a vendor scorecard counts those at the stages open to its pools
+    if counter == 'brch' then
+      add(at, 'q:' .. e.queue .. ':brch.' .. string.format('%d', num(e.stage, 0)), 1)
+    end
     -- stage: a pool-scoped reader sees the contact id only if its pool was eligible
     ALERTS[#ALERTS + 1] = cjson.encode({ type = e.type, contact = str(e.contact),
       queue = e.queue, sla = str(e.sla), at = at, stage = num(e.stage, 0) })

@@ -2,7 +2,8 @@
 survey: the customer's answer to a satisfaction survey, relayed by the platform:
 CSAT (1-5) and/or NPS (0-10). Only an answered contact (assigned, in wrap-up or
 completed: it has an answering agent) can be surveyed; the survey is credited to
-that agent and its pool, and may come any time while the record lives (a
+the agent who completed the conversation (`done_agent`, kept through a reopen),
+else the agent answering it now, and its pool; and may come any time while the record lives (a
 completed record expires after retention.finished_contact_s). One survey per
 contact record: a repeat with the same values changes nothing (a relay may
 retry); one with other values is refused. It changes one record and routes
@@ -45,13 +46,21 @@ if v[1] then
   raise('SBSTATE', 'contact ' .. c.id .. ' was surveyed already (csat ' .. str(v[2]) ..
     ', nps ' .. str(v[3]) .. '); one survey per contact')
 end
-if c.assigned == '' or c.agent == '' or c.pool == '' then
-  raise('SBSTATE', 'contact ' .. c.id .. ' was not answered by an agent (it is ' .. c.state ..
-    '); only an answered contact can be surveyed')
+-- Credit: the agent who completed the conversation, when one did (a reopened
+-- conversation answered again, or waiting again, does not move the credit); else the
+-- agent answering it now.
+local done = call('HMGET', ckey, 'done_agent', 'done_pool')
+local agent, pool = str(done[1]), str(done[2])
+if agent == '' then
+  if c.assigned == '' or c.agent == '' or c.pool == '' then
+    raise('SBSTATE', 'contact ' .. c.id .. ' was not answered by an agent (it is ' ..
+      c.state .. '); only an answered contact can be surveyed')
+  end
+  agent, pool = c.agent, c.pool
 end
 
-call('HSET', ckey, 'surveyed', NOW, 'sv_csat', csat, 'sv_nps', nps, 'sv_agent', c.agent,
-  'sv_pool', c.pool)
-emit('contact.surveyed', cfields(c, { 'agent', c.agent, 'pool', c.pool, 'csat', csat,
+call('HSET', ckey, 'surveyed', NOW, 'sv_csat', csat, 'sv_nps', nps, 'sv_agent', agent,
+  'sv_pool', pool)
+emit('contact.surveyed', cfields(c, { 'agent', agent, 'pool', pool, 'csat', csat,
   'nps', nps }))
-return { 1, NOW, c.agent, c.pool, csat, nps }
+return { 1, NOW, agent, pool, csat, nps }

@@ -592,6 +592,11 @@ local function complete_now(c, a, disposition)
   -- the contact's `responded` before the metrics read this event
   local responded = call('HEXISTS', ckey, 'responded')
   call('HSET', ckey, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
+  if c.assigned ~= '' and c.agent ~= '' then
+    -- who handled this conversation: a survey that comes after a reopen is
+    -- still credited to them (survey.lua)
+    call('HSET', ckey, 'done_agent', c.agent, 'done_pool', c.pool)
+  end
   c.state = 'completed'
   emit('contact.completed', cfields(c, { 'agent', c.agent, 'pool', c.pool,
     'talk_ms', wrapat - assigned, 'wrap_ms', NOW - wrapat, 'handle_ms', NOW - assigned,

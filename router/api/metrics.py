@@ -341,6 +341,7 @@ _QUEUE_COUNTERS = (
     ("nps_detractors", d.NPS_DETRACTORS, 1, "NPS answers of 0-6"),
     ("nps_answers", d.NPS_COUNT, 1, "Customer surveys with an NPS answer"),
 )
+_QUEUE_COUNTERS_SCOPED = tuple(c for c in _QUEUE_COUNTERS if c[1] not in d.SURVEY_COUNTERS)
 _POOL_COUNTERS = (
     ("answered", d.ANSWERED, 1, "Contacts answered by the pool's agents"),
     (
@@ -374,6 +375,7 @@ def _families(
     snap: dict[str, Any],
     q_tot: dict[str, dict[str, int]],
     p_tot: dict[str, dict[str, int]],
+    queue_counters: tuple[tuple[str, str, int, str], ...] = (),
 ) -> list[Metric]:
     """Counters are the consumer's totals only, so they never go down between scrapes
     (available time counts spans that ended; agents available now are the gauge
@@ -381,7 +383,7 @@ def _families(
     tenant = snap["tenant"]
     out: list[Metric] = []
     ql, pl = ["tenant", "queue"], ["tenant", "pool"]
-    for name, key, scale, doc in _QUEUE_COUNTERS:
+    for name, key, scale, doc in queue_counters or _QUEUE_COUNTERS:
         fam = CounterMetricFamily(f"switchboard_queue_{name}", doc, labels=ql)
         for q in snap["queues"]:
             fam.add_metric([tenant, q], q_tot.get(q, {}).get(key, 0) / scale)
@@ -480,8 +482,11 @@ async def exposition(engine: Engine, scope: Scope) -> bytes:
     """The Prometheus text of one tenant, as `scope` may see it."""
     snap = await snapshot(engine, "15m", scope)
     q_tot, p_tot = await totals(engine)
+
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Families(_families(snap, q_tot, p_tot)))
+    # as in the snapshot: a pool-scoped reader gets no queue-level survey figures
+    queue_counters = _QUEUE_COUNTERS if scope.pool is None else _QUEUE_COUNTERS_SCOPED
+    registry.register(_Families(_families(snap, q_tot, p_tot, queue_counters)))
     return generate_latest(registry)
 
 

@@ -185,7 +185,7 @@ async def snapshot(
             "held": live["held"],
             "longest_wait_s": live["longest_wait_s"],
             **figures,
-            **d.survey_figures(per_queue.get(q.id, {})),
+            **_queue_surveys(per_queue.get(q.id, {}), scope),
             "service_level_target": q.sla.target,
             "agents_available": live["agents_available"],
         }
@@ -208,6 +208,15 @@ async def snapshot(
         "pools": out_p,
         "alerts": await _alerts(engine, {q.id: q for q in queues}, scope),
     }
+
+
+def _queue_surveys(counters: Mapping[str, int], scope: Scope) -> dict[str, Any]:
+    """A queue's CSAT and NPS; null for a pool-scoped reader, who sees its own pool's
+    in "pools": the queue's mix other pools' answers in, which the pool's subtraction
+    would reveal (another company's quality figures, for a vendor)."""
+    if scope.pool is not None:
+        return {"csat": None, "nps": None}
+    return d.survey_figures(counters)
 
 
 async def history(
@@ -239,7 +248,7 @@ async def history(
                 "queues": {
                     q.id: {
                         **d.queue_figures(per_queue.get(q.id, {}), d.service_clock(q)[1]),
-                        **d.survey_figures(per_queue.get(q.id, {})),
+                        **_queue_surveys(per_queue.get(q.id, {}), scope),
                     }
                     for q in queues
                 },

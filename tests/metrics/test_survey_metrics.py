@@ -112,6 +112,24 @@ async def test_csat_and_nps_per_queue_and_pool_match_hand_computed_figures(
     assert (first["queues"]["support"]["csat"], first["pools"]["north"]["nps"]) == (None, None)
     assert first["queues"]["support"]["answered"] == 5
 
+    # a pool-scoped reader sees its own pool's figures, never the queue's mix of
+    # other pools' answers (which a subtraction would turn into theirs)
+    scoped = await snapshot(e, "15m", Scope("north"))
+    assert (scoped["queues"]["support"]["csat"], scoped["queues"]["support"]["nps"]) == (
+        None,
+        None,
+    )
+    assert (scoped["pools"]["north"]["csat"], scoped["pools"]["north"]["nps"]) == (3.67, 0.0)
+    assert (await snapshot(e, "15m"))["queues"]["support"]["csat"] == 3.5  # unscoped
+    h2 = await history(e, T0, T0 + 3 * HOUR + 1, scope=Scope("north"))
+    assert h2["intervals"][-1]["queues"]["support"]["csat"] is None
+    scoped_text = (await exposition(e, Scope("north"))).decode()
+    assert "switchboard_queue_csat" not in scoped_text
+    assert (
+        f'switchboard_pool_nps_answers_total{{pool="north",tenant="{e.tenant.id}"}} 3.0'
+        in scoped_text
+    )
+
     # a later window without surveys: none again
     clock.set_ms(T0 + 4 * HOUR)
     m2 = await snapshot(e, "1h")

@@ -41,6 +41,7 @@ from .model import (
 )
 from .store.routing_config import queue_fields, tenant_fields
 from .store.scripts import Scripts
+from .store.vendor_fields import vendor_fields
 
 DISPATCH_BATCH = 500
 
@@ -102,6 +103,11 @@ class Engine:
             pipe.sadd(k.pools, p.id)
             if p.id not in known_pools and not p.open:
                 pipe.sadd(k.pools_closed, p.id)
+        # vendor caps read by routing (the load counters in vload are kept)
+        pipe.delete(k.vendor_config)
+        vend = vendor_fields(t, await self._subqueue_configs())
+        if vend:
+            pipe.hset(k.vendor_config, mapping=vend)
         await pipe.execute()
         await self._retire(removed)
         for agent_id in sorted(_s(a) for a in await self.redis.smembers(k.agents)):

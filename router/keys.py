@@ -81,6 +81,17 @@ class TenantKeys:
         """Set of pools whose gate is closed."""
         return self.prefix + "pools:closed"
 
+    @property
+    def vendor_config(self) -> str:
+        """Hash read by routing: `pool:<pool>` -> vendor, `cap:<vendor>` -> its
+        max_concurrent, `lanes:<vendor>` -> the lanes of its pools (`q:ch,...`)."""
+        return self.prefix + "vend"
+
+    @property
+    def vendor_load(self) -> str:
+        """Hash vendor -> contacts its agents hold now (reserved, assigned, wrap-up)."""
+        return self.prefix + "vload"
+
     # -- contacts ----------------------------------------------------------
     def contact(self, contact_id: str) -> str:
         return self.prefix + "c:" + contact_id

@@ -34,6 +34,8 @@ class Snapshot:
     declined: dict[str, set[str]] = field(default_factory=dict)
     closed: set[str] = field(default_factory=set)
     events: list[dict[str, str]] = field(default_factory=list)
+    vend: dict[str, str] = field(default_factory=dict)  # the vendor routing hash
+    vload: dict[str, int] = field(default_factory=dict)  # vendor -> contacts held
 
 
 async def snapshot(r: Redis, tenant: str) -> Snapshot:
@@ -60,6 +62,8 @@ async def snapshot(r: Redis, tenant: str) -> Snapshot:
         elif kind == "dc":
             s.declined[rest[3:]] = {_d(m) for m in await r.smembers(key)}
     s.closed = {_d(m) for m in await r.smembers(k.pools_closed)}
+    s.vend = {_d(a): _d(b) for a, b in (await r.hgetall(k.vendor_config)).items()}
+    s.vload = {_d(a): int(b) for a, b in (await r.hgetall(k.vendor_load)).items()}
     for _, fields in await r.xrange(k.events):
         s.events.append({_d(a): _d(b) for a, b in fields.items()})
     return s
@@ -168,6 +172,27 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
             want = int(c["created"]) - int(c["prio"]) * round(q.aging_s * 1000)
             assert float(c["score"]) == want, f"{cid} score {c['score']} != {want}"
             assert s.sets[c["place"]][cid] == want, f"{cid} sorted by a stale score"
+    # 6. vendor caps: each vendor's counter is the contacts its agents hold, and
+    # routing never offered beyond max_concurrent (only a lowered cap leaves it above)
+    held_by: Counter[str] = Counter()
+    for cid, c in s.contacts.items():
+        if c["state"] in HELD and c.get("vend"):
+            held_by[c["vend"]] += 1
+            pv = s.vend.get(f"pool:{c['pool']}")
+            assert pv is None or pv == c["vend"], f"{cid} charged to {c['vend']}, pool of {pv}"
+        else:
+            assert not c.get("vend"), f"{cid} {c['state']} still charged to {c.get('vend')}"
+    for vid in set(held_by) | set(s.vload):
+        assert s.vload.get(vid, 0) == held_by[vid], (
+            f"vendor {vid} load {s.vload.get(vid, 0)} != {held_by[vid]} held"
+        )
+    full = set()
+    for f, vid in s.vend.items():
+        if f.startswith("pool:"):
+            cap = int(s.vend.get(f"cap:{vid}", 0) or 0)
+            if cap and s.vload.get(vid, 0) >= cap:
+                assert s.vload[vid] == cap, f"vendor {vid} holds {s.vload[vid]} > cap {cap}"
+                full.add(f[5:])
     # 5. work conservation: nobody waits while an eligible agent is ready for it
     if work_conserving:
         for cid, c in s.contacts.items():
@@ -180,6 +205,8 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                 _, q, ch, e, pool = key.split(":")
                 if q != c["queue"] or ch != c["channel"] or int(e) > stage or pool in s.closed:
                     continue
+                if pool in full:
+                    continue
                 free = set(members) - s.declined.get(cid, set())
                 assert not free, f"{cid} waits at stage {stage} while {free} are ready ({key})"
         for key, members in s.sets.items():
@@ -188,9 +215,12 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                 a = s.agents.get(aid)
                 for cid in members:
                     ch = s.contacts[cid]["channel"]
-                    assert not (a and a["pool"] not in s.closed and _ready_on(a, ch, exclusive)), (
-                        f"{cid} waits for {aid}, who is ready"
-                    )
+                    assert not (
+                        a
+                        and a["pool"] not in s.closed
+                        and a["pool"] not in full
+                        and _ready_on(a, ch, exclusive)
+                    ), f"{cid} waits for {aid}, who is ready"
 
 
 # Event replay: each contact event is exactly one transition from a legal state.

@@ -25,6 +25,7 @@ from . import (
     pools,
     queues,
     scorecard,
+    vendor_gate,
     webhooks,
 )
 from .auth import auth_middleware
@@ -64,6 +65,7 @@ def build_api(
     app.add_routes(queues.routes)
     app.add_routes(pools.routes)  # GET /v1/pools, /v1/vendors
     app.add_routes(scorecard.routes)  # GET /v1/vendors/{id}/scorecard
+    app.add_routes(vendor_gate.routes)  # POST /v1/vendors/{id}/pause, /resume
     app.add_routes(admin.routes)
     app.add_routes(webhooks.routes)
     app.add_routes(channels.routes)

@@ -1732,6 +1732,22 @@ def _vendor_schemas() -> dict[str, JSON]:
             }
         ),
         "VendorList": _closed({"vendors": {"type": "array", "items": _ref("Vendor")}}),
+        "VendorGate": _closed(
+            {
+                "vendor": {"type": "string"},
+                "paused": {"type": "boolean", "description": "true after a pause"},
+                "pools": {
+                    "type": "array",
+                    "items": {"type": "string"},
+                    "description": "the vendor's pools, whose gates were closed or opened",
+                },
+                "offers": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "offers made on resuming to contacts that waited",
+                },
+            }
+        ),
         "Scorecard": _scorecard_schema(),
     }
 
@@ -1853,6 +1869,37 @@ def _vendor_paths() -> dict[str, JSON]:
                 "overlapping [from, to), at most 32 days; without from and to, the current "
                 "month in the vendor's time zone. A supervisor token scoped to a pool reads "
                 "its own vendor's only. See docs/vendors.md.",
+            )
+        },
+        **{
+            f"/v1/vendors/{{id}}/{action}": {
+                "post": _op(
+                    f"{action}_vendor",
+                    "vendors",
+                    summary,
+                    {"200": _ok("VendorGate")},
+                    (403, 404),
+                    roles=(Role.ADMIN,),
+                    params=(_path_param("id", "the vendor's id"),),
+                    description=description,
+                )
+            }
+            for action, summary, description in (
+                (
+                    "pause",
+                    "Stop offers to a vendor: close the gates of all its pools",
+                    "Routing skips the vendor's pools from now on; offers already made run "
+                    "their course, and contacts wait for, or overflow to, other pools. "
+                    "Events pool.gate_changed (reason vendor_paused). Repeating it is "
+                    "harmless. See docs/vendors.md.",
+                ),
+                (
+                    "resume",
+                    "Restart offers to a vendor: open the gates of all its pools",
+                    "Waiting contacts of the vendor's lanes are offered to its ready agents "
+                    "at once. Events pool.gate_changed (reason vendor_resumed). See "
+                    "docs/vendors.md.",
+                ),
             )
         },
     }

@@ -42,6 +42,9 @@ MACHINE_BODY = (
     BASE_BODY.replace(
         "wrap_up_s = { voice = 10, chat = 0, email = 0 }",
         "wrap_up_s = { voice = 10, chat = 0, email = 0, social = 5 }",
+    ).replace(  # a vendor cap that binds: routing skips the vendor at 2 contacts
+        'name = "Near Co"\nlocation = "nearshore"\n',
+        'name = "Near Co"\nlocation = "nearshore"\nmax_concurrent = 2\n',
     )
     + """
 [queues.social]

@@ -11,7 +11,8 @@ Returns  { 'reserved', deadline }
 Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not queued), SBUNAVAILABLE (agent not
          available, or its pool is closed), SBNOTELIGIBLE (agent does not serve the
          contact's queue and channel at its stage), SBNOCAPACITY (agent full on the
-         channel, or held by the cross-channel rule), SBCLOSED (the contact is held
+         channel, or held by the cross-channel rule, or the agent's vendor holds
+         its max_concurrent contacts), SBCLOSED (the contact is held
          in hold:<queue> until its closed queue opens: offering it would bypass the
          queue's hours; the message ends with the opening, ms)
 Events   contact.reserved
@@ -32,6 +33,11 @@ end
 if a.status ~= 'available' or not pool_open(a.pool) then
   raise('SBUNAVAILABLE', 'agent ' .. a.id .. ' is ' .. a.status ..
     (pool_open(a.pool) and '' or ' (pool ' .. a.pool .. ' is closed)'))
+end
+if not pool_has_room(a.pool) then
+  local v = pool_vendor(a.pool)
+  raise('SBNOCAPACITY', 'vendor ' .. v .. ' of pool ' .. a.pool .. ' holds its max_concurrent (' ..
+    vendor_cap(v) .. ') contacts')
 end
 local lane = call('HGET', P .. 'al:' .. a.id, c.queue .. ':' .. c.channel)
 local entry = lane and tonumber(string.match(lane, '^(%d+):'))

@@ -10,6 +10,8 @@ Timer members of sb:{tenant}:timers (score = due ms):
   w|<contact>  wrap-up time is over: wrap_up -> completed (contact.completed)
   h|<agent>    no heartbeat in time: the agent goes offline (agent.status_changed)
   q|<contact>  its closed queue opens: hold:<queue> -> waiting (contact.released)
+  v|<vendor>   the vendor has room under its max_concurrent again: its lanes
+               (field lanes:<vendor> of vend) are dispatched (contact.reserved)
   aw|<contact> answer SLA warning   (sla.warning)   - while not answered (queued, reserved)
   ab|<contact> answer SLA breach    (sla.breached)
   fw|<contact> first-response SLA warning (sla.warning)  - while no response was recorded
@@ -33,6 +35,8 @@ Errors   SBINVALID (batch size)
 ]]
 
 --!include lib/core.lua
+
+--!include lib/dispatch.lua
 
 local batch = tonumber(ARGV[2])
 if not batch or batch < 1 then raise('SBINVALID', 'batch size must be a positive number') end
@@ -177,11 +181,21 @@ local function sla_due(c, k, level)
   escalate(c, kind, level)
 end
 
+-- Most offers one `v|` timer makes before it is scheduled again.
+local VENDOR_DISPATCH = 64
+
 -- Apply one popped timer member.
 local function apply(m)
   local kind, id = string.match(m, '^([^|]+)|(.*)$')
   if kind == 'h' then
     presence_lost(id)
+    return
+  end
+  if kind == 'v' then
+    -- bounded like one timer batch; if that many offers were made, come back
+    if dispatch_lanes(vend_field('lanes:' .. id), VENDOR_DISPATCH) >= VENDOR_DISPATCH then
+      call('ZADD', K_TIMERS, NOW, m)
+    end
     return
   end
   local c = load_contact(id)

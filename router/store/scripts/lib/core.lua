@@ -109,6 +109,71 @@ local function unsync_agent(a)
   end
 end
 
+-- vendor caps --------------------------------------------------------------
+-- A vendor's max_concurrent binds all its pools at once. vload:<vendor> counts
+-- the contacts its agents hold (reserved, assigned, wrap-up): charge adds one
+-- and records the vendor in the contact's `vend` field, release takes it off
+-- through that field, so a reload that moves a pool cannot skew the count.
+-- `vend` (written by Engine.apply_config) maps pools to vendors and holds the
+-- caps and the vendors' lanes.
+local VEND, VLOAD = {}, {}
+local function vend_field(f)
+  local v = VEND[f]
+  if v == nil then
+    v = str(call('HGET', P .. 'vend', f))
+    VEND[f] = v
+  end
+  return v
+end
+
+local function pool_vendor(p)
+  return vend_field('pool:' .. p)
+end
+
+local function vendor_cap(v)
+  return num(vend_field('cap:' .. v), 0)
+end
+
+local function vendor_load(v)
+  local n = VLOAD[v]
+  if n == nil then
+    n = num(call('HGET', P .. 'vload', v), 0)
+    VLOAD[v] = n
+  end
+  return n
+end
+
+-- Whether pool p may take one more contact under its vendor's cap (a pool
+-- without a vendor, or a vendor without max_concurrent, always may).
+local function pool_has_room(p)
+  local v = pool_vendor(p)
+  if v == '' then return true end
+  local cap = vendor_cap(v)
+  return cap == 0 or vendor_load(v) < cap
+end
+
+local function vendor_charge(a, c)
+  local v = pool_vendor(a.pool)
+  if v == '' then return end
+  VLOAD[v] = call('HINCRBY', P .. 'vload', v, 1)
+  call('HSET', P .. 'c:' .. c.id, 'vend', v)
+end
+
+local function vendor_release(c)
+  local ckey = P .. 'c:' .. c.id
+  local v = str(call('HGET', ckey, 'vend'))
+  if v == '' then return end
+  call('HDEL', ckey, 'vend')
+  local n = call('HINCRBY', P .. 'vload', v, -1)
+  VLOAD[v] = n
+  local cap = vendor_cap(v)
+  if cap > 0 and n == cap - 1 then
+    -- room again after the cap was reached: the `v|` timer offers the vendor's
+    -- ready agents what waited meanwhile (timers.lua)
+    call('ZADD', K_TIMERS, NOW, 'v|' .. v)
+  end
+end
+
 local function charge(a, c)
   local akey = P .. 'a:' .. a.id
   local load = call('HINCRBY', akey, 'load:' .. c.channel, 1)
@@ -118,12 +183,14 @@ local function charge(a, c)
   a.idle = NOW
   call('HSET', akey, 'tload', a.tload, 'xload', a.xload, 'idle', NOW)
   call('SADD', P .. 'ac:' .. a.id, c.id)
+  vendor_charge(a, c)
   sync_agent(a)
 end
 
 local function release(a, c)
   local akey = P .. 'a:' .. a.id
   if call('SREM', P .. 'ac:' .. a.id, c.id) == 0 then return end
+  vendor_release(c)
   local load = call('HINCRBY', akey, 'load:' .. c.channel, -1)
   if a.cl and a.cl[c.channel] then a.cl[c.channel][2] = load end
   a.tload = a.tload - 1
@@ -342,7 +409,7 @@ local function find_agent(c)
   for _, pe in ipairs(qc.pools) do
     local p, fs = pe[1], pe[2]
     if fs <= c.stage then
-      if pool_open(p) then
+      if pool_open(p) and pool_has_room(p) then
         for e = fs, c.stage do
           local items = call('ZRANGE', P .. 'r:' .. c.queue .. ':' .. c.channel .. ':' .. e .. ':' .. p,
             0, nd, 'WITHSCORES')
@@ -356,8 +423,11 @@ local function find_agent(c)
             end
           end
         end
-      else
+      elseif not pool_open(p) then
         seen[#seen + 1] = { pool = p, closed = true }
+      else
+        -- its vendor holds max_concurrent contacts: skipped like a closed pool
+        seen[#seen + 1] = { pool = p, at_cap = true }
       end
     end
   end
@@ -396,7 +466,7 @@ local function route_contact(c)
   if string.sub(c.place, 1, 3) == 'aw:' then
     -- waiting for one named agent (preferred agent, transfer to agent)
     local a = load_agent(c.pref)
-    if a and pool_open(a.pool) then
+    if a and pool_open(a.pool) and pool_has_room(a.pool) then
       local cap, load = capload(a, c.channel)
       if ready_on(a, c.channel, cap, load) then
         offer(c, a, why_json('preferred_agent', 'named agent is ready', a.id, {}))
@@ -416,7 +486,9 @@ end
 -- Best waiting contact for an agent: the head of aw:<agent>, else the best
 -- score across the heads of w:<q>:<ch>:<k> for each lane and k >= entry stage.
 local function find_contact(a)
-  if a.status ~= 'available' or not pool_open(a.pool) then return nil end
+  if a.status ~= 'available' or not pool_open(a.pool) or not pool_has_room(a.pool) then
+    return nil
+  end
   local cl = {}
   local function ok_on(ch)
     local x = cl[ch]

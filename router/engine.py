@@ -39,6 +39,7 @@ from .model import (
     NewContact,
     RouteResult,
 )
+from .privacy import contact_digests
 from .store.routing_config import queue_fields, tenant_fields
 from .store.scripts import Scripts
 from .store.vendor_fields import vendor_fields
@@ -94,7 +95,8 @@ class Engine:
             pipe.delete(k.queue(q.id))
             pipe.hset(k.queue(q.id), mapping=queue_fields(t, q))
             pipe.sadd(k.queues, q.id)
-        for sub in await self._subqueue_configs():
+        known_subs = await self._subqueue_configs()
+        for sub in known_subs:
             pipe.delete(k.queue(sub.id))
             pipe.hset(k.queue(sub.id), mapping=queue_fields(t, sub))
         for routing_id, moved in removed.items():
@@ -105,7 +107,7 @@ class Engine:
                 pipe.sadd(k.pools_closed, p.id)
         # vendor caps read by routing (the load counters in vload are kept)
         pipe.delete(k.vendor_config)
-        vend = vendor_fields(t, await self._subqueue_configs())
+        vend = vendor_fields(t, known_subs)
         if vend:
             pipe.hset(k.vendor_config, mapping=vend)
         await pipe.execute()
@@ -345,6 +347,7 @@ class Engine:
             spec,
             held or "",
             asked.id if asked is not queue else "",
+            ",".join(contact_digests(new.customer.email, new.customer.phone)),
         )
         st = _s(state)
         return RouteResult(

@@ -47,6 +47,29 @@ def policy_for(tenant: TenantConfig, pool: str | None) -> Policy | None:
     return Policy(pool, p.vendor, visibility)
 
 
+def _ascii_lower(text: str) -> str:
+    """Lowercase as Lua's string.lower does it (ASCII only), so digests agree."""
+    return "".join(ch.lower() if ch.isascii() else ch for ch in text)
+
+
+def email_digest(email: str) -> str:
+    """The erasure index's digest of an email (sets `cx:<digest>`, lib/customers.lua)."""
+    return hashlib.sha1(f"email:{_ascii_lower(email)}".encode()).hexdigest()
+
+
+def phone_digest(phone: str) -> str | None:
+    """The erasure index's digest of a phone: its ASCII digits, when 7 or more."""
+    digits = re.sub(r"[^0-9]", "", phone)
+    return hashlib.sha1(f"phone:{digits}".encode()).hexdigest() if len(digits) >= 7 else None
+
+
+def contact_digests(email: str | None, phone: str | None) -> list[str]:
+    """The email and phone digests a new contact is indexed under."""
+    out = [email_digest(email)] if email else []
+    ph = phone_digest(phone) if phone else None
+    return out + ([ph] if ph else [])
+
+
 def mask_email(email: str) -> str:
     """`jane.doe@example.com` -> `j***@example.com`: the first letter and the domain."""
     local, at, domain = email.strip().rpartition("@")

@@ -9,7 +9,6 @@ data by outsourced pools, and the erasures. Both are for admins. docs/privacy.md
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 from aiohttp import web
@@ -18,6 +17,7 @@ from .. import audit
 from ..config.model import Role
 from ..engine import Engine
 from ..ids import new_contact_id
+from ..privacy import email_digest, phone_digest
 from .auth import principal
 from .context import engine_for
 from .metrics import parse_time
@@ -38,20 +38,15 @@ def invalid(field: str, detail: str) -> ApiError:
 _PHONE = re.compile(r"^\+?[0-9 ().\-]{7,40}$")
 
 
-def _ascii_lower(text: str) -> str:
-    """Lowercase as Lua's string.lower does it (ASCII only), so digests agree."""
-    return "".join(ch.lower() if ch.isascii() else ch for ch in text)
-
-
 def identity_digests(customer: str) -> list[str]:
     """The index sets (lib/customers.lua) that may hold this customer's contacts."""
     out = [Engine.customer_digest(customer)]
     if "@" in customer:
-        out.append(hashlib.sha1(f"email:{_ascii_lower(customer)}".encode()).hexdigest())
+        out.append(email_digest(customer))
     if _PHONE.match(customer):
-        digits = re.sub(r"\D", "", customer)
-        if len(digits) >= 7:
-            out.append(hashlib.sha1(f"phone:{digits}".encode()).hexdigest())
+        ph = phone_digest(customer)
+        if ph:
+            out.append(ph)
     return out
 
 

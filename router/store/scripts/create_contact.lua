@@ -21,6 +21,8 @@ ARGV[14] held until (ms), or '': the queue is closed and holds new contacts
          (when_closed = "wait"); the contact waits in hold:<queue> and a q|<id>
          timer queues it at this time
 ARGV[15] the queue the contact asked for, when the engine sent it elsewhere
+ARGV[16] the customer's email and phone digests, comma-separated, or '' (the erasure
+         index, lib/customers.lua; router/privacy.contact_digests)
          (when_closed = "overflow"), or ''
 
 Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
@@ -105,7 +107,7 @@ local score = NOW - prio * qc.aging -- queue_score (lib/core.lua) of a contact a
 call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
   'sig', sig)
-index_customer(cid, cust, ARGV[6]) -- what an erasure finds (lib/customers.lua)
+index_customer(cid, cust, ARGV[16] or '') -- what an erasure finds (lib/customers.lua)
 local c = load_contact(cid)
 emit('contact.received', cfields(c, { 'requested_queue', requested }))
 if held > 0 then

@@ -189,13 +189,19 @@ async def test_sigkill_mid_traffic_loses_nothing(
                         out.add(cid.decode())
             return out
 
-        # mid-traffic: wait until offers to the victim's agents are outstanding
+        # Mid-traffic: freeze the victim, and kill it only once offers to its
+        # agents are outstanding while it is frozen (it cannot accept them in
+        # between); otherwise let it run a little and look again.
         deadline = time.monotonic() + 30
-        while not await reserved_for_victim() and time.monotonic() < deadline:
+        while True:
+            victim.send_signal(signal.SIGSTOP)
+            held_by_victim = await reserved_for_victim()
+            if held_by_victim or time.monotonic() > deadline:
+                break
+            victim.send_signal(signal.SIGCONT)
             await asyncio.sleep(0.005)
         victim.send_signal(signal.SIGKILL)
         victim.wait(timeout=10)
-        held_by_victim = await reserved_for_victim()
         # the victim created part of its share; survivors create theirs in full
         victim_out = victim.stdout.read() if victim.stdout else ""
         expected = len(_created(victim_out)) + (n_workers - 1) * per_worker

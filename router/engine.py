@@ -105,6 +105,7 @@ class Engine:
             pipe.sadd(k.pools, p.id)
             if p.id not in known_pools and not p.open:
                 pipe.sadd(k.pools_closed, p.id)
+                pipe.sadd(k.pool_causes(p.id), "admin")
         # vendor caps read by routing (the load counters in vload are kept)
         pipe.delete(k.vendor_config)
         vend = vendor_fields(t, known_subs)
@@ -601,8 +602,12 @@ class Engine:
 
     # -- pools -------------------------------------------------------------
 
-    async def set_pool_open(self, pool: str, is_open: bool, reason: str = "") -> int:
-        """Open or close a pool's gate. Returns the offers made on opening."""
+    async def set_pool_open(
+        self, pool: str, is_open: bool, reason: str = "", cause: str = "admin"
+    ) -> int:
+        """Clear (is_open) or set one cause keeping a pool closed: `admin`, `paused`
+        (vendor pause), `hours` (vendor hours) or `failing` (offers time out). The
+        pool is open while no cause holds. Returns the offers made on opening."""
         if pool not in self.tenant.pools:
             raise PoolNotFound(f"pool {pool!r} does not exist", pool=pool)
         subs = await self._subqueue_configs()
@@ -610,7 +615,7 @@ class Engine:
         total = 0
         while True:
             _, _, made = await self._run(
-                "pool_gate", pool, 1 if is_open else 0, reason, lanes, DISPATCH_BATCH
+                "pool_gate", pool, 1 if is_open else 0, reason, lanes, DISPATCH_BATCH, cause
             )
             total += int(made)
             if int(made) < DISPATCH_BATCH:

@@ -81,6 +81,10 @@ class TenantKeys:
         """Set of pools whose gate is closed."""
         return self.prefix + "pools:closed"
 
+    def pool_causes(self, pool: str) -> str:
+        """Set of the causes keeping a pool closed (admin, paused, hours, failing)."""
+        return self.prefix + "pc:" + pool
+
     @property
     def vendor_config(self) -> str:
         """Hash read by routing: `pool:<pool>` -> vendor, `cap:<vendor>` -> its

@@ -29,7 +29,7 @@ async def _gate(request: web.Request, is_open: bool) -> web.Response:
     reason = "vendor_resumed" if is_open else "vendor_paused"
     offers = 0
     for pool in pools:
-        offers += await engine.set_pool_open(pool, is_open, reason)
+        offers += await engine.set_pool_open(pool, is_open, reason, cause="paused")
     return respond(
         request, {"vendor": vid, "paused": not is_open, "pools": pools, "offers": offers}
     )

@@ -108,3 +108,33 @@ async def test_pause_needs_an_admin_and_a_known_vendor(make_api: ApiFactory) -> 
     for who in ("supervisor", "near-supervisor", "ingest"):
         status, _, ctype = await _post(api, "/v1/vendors/near-co/resume", who)
         assert (status, ctype) == (403, PROBLEM)
+
+
+async def test_resume_keeps_a_pool_an_admin_closed_separately(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await make_api(BASE_BODY + BODY_EXTRA)
+    eng = api.service.engines[api.tenant]
+    await _agent(api, "n1", "near")
+    await eng.set_pool_open("near", False, "maintenance")  # an admin's own closure
+    assert (await _post(api, "/v1/vendors/near-co/pause"))[0] == 200
+    status, body, _ = await _post(api, "/v1/vendors/near-co/resume")
+    assert status == 200 and body["offers"] == 0
+    assert not await eng.pool_is_open("near")  # the admin's cause still holds
+    cid = await _contact(api)
+    assert await _state(api, cid) == ("queued", None)
+    assert await eng.set_pool_open("near", True, "maintenance_over") == 1
+    assert await _state(api, cid) == ("reserved", "n1")
+    evs = await _gate_events(redis, eng)
+    assert evs == [("0", "maintenance", "admin"), ("1", "maintenance_over", "admin")]
+    await assert_invariants(redis, eng.tenant)
+
+
+async def _gate_events(redis: Redis, eng: Any) -> list[tuple[str, str, str]]:
+    raw = await redis.xrange(eng.keys.events)
+    out = []
+    for _, f in raw:
+        e = {k.decode(): v.decode() for k, v in f.items()}
+        if e["type"] == "pool.gate_changed":
+            out.append((e["open"], e["reason"], e["cause"]))
+    return out

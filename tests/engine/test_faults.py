@@ -185,7 +185,7 @@ async def _stage(eng: Engine) -> dict[str, list[Any]]:
         "agent_status": ["a1", "away", ""],
         "heartbeat": ["a1"],
         "timers": [100],
-        "pool_gate": ["inhouse", 0, "x", "", 10],
+        "pool_gate": ["inhouse", 0, "x", "", 10, "admin"],
         "dispatch": ["chat:chat,voice:voice", 10],
     }
 
@@ -241,6 +241,9 @@ async def test_malformed_batch_limit_status_and_lanes(make_engine: EngineFactory
     await eng.set_pool_open("near", False)
     # opening writes the gate, then dispatches: a bad limit must stop it first
     err = await _fails_without_writes(eng, "pool_gate", [now, "near", 1, "", "chat:chat", "all"])
+    assert isinstance(err, ValidationError), repr(err)
+    bad_cause = [now, "near", 1, "", "chat:chat", 10, "whim"]
+    err = await _fails_without_writes(eng, "pool_gate", bad_cause)
     assert isinstance(err, ValidationError), repr(err)
     assert not await eng.pool_is_open("near")
     up = argv["agent_upsert"]

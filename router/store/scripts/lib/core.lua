@@ -109,6 +109,26 @@ local function unsync_agent(a)
   end
 end
 
+-- pool gates ---------------------------------------------------------------
+-- A pool is closed while it has at least one closing cause in pc:<pool>: an
+-- admin (`admin`), a vendor pause (`paused`), the vendor's hours (`hours`), a
+-- vendor whose offers time out (`failing`). Each cause is set and cleared on
+-- its own, so a resume does not open a pool that is outside its hours.
+-- K_CLOSED holds the pools with any cause; routing reads only that.
+-- Returns whether the pool is open now and whether that changed.
+local function gate_pool(p, open, cause, reason)
+  local ckey = P .. 'pc:' .. p
+  call(open and 'SREM' or 'SADD', ckey, cause)
+  local now_open = call('SCARD', ckey) == 0
+  local changed = call(now_open and 'SREM' or 'SADD', K_CLOSED, p) == 1
+  PO[p] = now_open
+  if changed then
+    emit('pool.gate_changed', { 'pool', p, 'open', now_open and 1 or 0, 'reason', reason,
+      'cause', cause })
+  end
+  return now_open, changed
+end
+
 -- vendor caps --------------------------------------------------------------
 -- A vendor's max_concurrent binds all its pools at once. vload:<vendor> counts
 -- the contacts its agents hold (reserved, assigned, wrap-up): charge adds one

@@ -590,13 +590,16 @@ def render_html(report: dict[str, Any]) -> str:
 # -- command line --------------------------------------------------------------------
 
 
-class _Parser(argparse.ArgumentParser):
+class OneLineParser(argparse.ArgumentParser):
+    """Usage errors in one line, like every other bad input of these commands."""
+
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"html_report: error: {message} (see --help)\n")
+        name = self.prog.rsplit(".", 1)[-1]  # "python -m loadtests.replay" -> "replay"
+        self.exit(2, f"{name}: error: {message} (see --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m loadtests.html_report",
         description="Render a replay's JSON report (python -m loadtests.replay --report) "
         "as one self-contained HTML page with plots.",

@@ -6,9 +6,10 @@ VirtualClock, with the real Engine and a real Redis (an embedded Valkey unless
 (create_contact at `at`), agent shifts (available / offline), completions
 (`handle_s` after the simulated agent accepted), patience expiry (abandon when not
 answered by `at + patience_s`), and the engine's own timers (run_due_timers whenever
-virtual time reaches the earliest due timer). Offers are read from the tenant's
-event stream (`contact.reserved`) and accepted at once. The engine's script calls
-are held and sent with the stream read in one round trip per step
+virtual time reaches the earliest due timer, or a boundary of a pool's hours).
+Offers are read from the tenant's event stream (`contact.reserved`) and accepted
+at once. The engine's script calls are held and sent with the stream read in one
+round trip per step
 (held_scripts.py); independent stretches of the trace run in parallel processes
 (segments.py). Nothing sleeps and nothing is random, so a trace, a roster and a
 config give the same report every time.
@@ -30,7 +31,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -48,7 +49,7 @@ from router.store.connection import connect
 from .bench import drop_tenant, load_all_scripts, valkey_url
 from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .held_scripts import HeldScripts
-from .html_report import render_html
+from .html_report import OneLineParser, render_html
 from .report import Counts, Outcome, build_report, merge_shifts
 from .segments import merge_results, replay_segments, split_points
 from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
@@ -176,10 +177,9 @@ class VirtualReplay:
             await asyncio.sleep(0)  # each accept queues its script with this time
         return results
 
-    async def _fire_timers(self) -> None:
-        """Run the engine's timers due at the earliest timer's time."""
-        due = self._next_timer
-        assert due is not None
+    async def _fire_timers(self, due: int) -> None:
+        """Run the engine's timers due at `due`: the earliest timer's time, or the
+        next boundary of a pool's hours (run_due_timers moves its gate)."""
         self.clock.set_ms(max(self.clock.now_ms(), due))
         await self._check(self.engine.run_due_timers())
         if self._next_timer is not None and self._next_timer <= self.clock.now_ms():
@@ -254,11 +254,16 @@ class VirtualReplay:
             # next event run first, at their own time; the offers they make can add
             # completions before it, so look again after them.
             limit = t_next if t_next is not None else horizon
-            if self._next_timer is not None and limit is not None and self._next_timer <= limit:
+            due = self._next_timer
+            # pool hours boundaries count while the trace goes on (they recur for ever)
+            hours = engine.pool_hours.next_boundary() if t_next is not None else None
+            if hours is not None and (due is None or hours < due):
+                due = hours
+            if due is not None and limit is not None and due <= limit:
                 if self._accepts:  # held accepts may cancel that timer: send them first
                     await self._step()
                     continue
-                await self._fire_timers()
+                await self._fire_timers(due)
                 continue
             if t_next is None:
                 break
@@ -457,15 +462,8 @@ async def replay_virtual(
     return sim
 
 
-class _Parser(argparse.ArgumentParser):
-    """Usage errors in one line, like every other bad input of this command."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"replay: error: {message} (see --help)\n")
-
-
 def _parser() -> argparse.ArgumentParser:
-    p = _Parser(
+    p = OneLineParser(
         prog="python -m loadtests.replay",
         description="Replay a trace with a roster against the real engine and write a "
         "JSON report (docs/replay.md).",

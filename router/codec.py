@@ -89,6 +89,7 @@ def decode_contact(tenant: str, contact_id: str, h: dict[bytes, bytes]) -> Conta
         first_response_ms=_i(h, "responded"),
         sla_clocks=_sla_clocks(h),
         arrived_ms=_i(h, "arrived"),
+        region=_s(h, "region"),
     )
 
 

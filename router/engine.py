@@ -17,10 +17,11 @@ from . import codec, subqueues
 from . import sla as sla_clocks
 from .clock import Clock
 from .config.model import QueueConfig, TenantConfig
-from .eligibility import agent_lanes, all_lanes, pool_lanes
+from .eligibility import agent_lanes, all_lanes, pool_lanes, pool_scope, region_pools
 from .errors import (
     AgentNotFound,
     ContactNotFound,
+    NotEligible,
     PoolNotFound,
     QueueClosed,
     QueueNotFound,
@@ -39,10 +40,13 @@ from .model import (
     NewContact,
     RouteResult,
 )
+from .pool_hours import PoolHours
 from .privacy import contact_digests
 from .store.routing_config import queue_fields, tenant_fields
 from .store.scripts import Scripts
 from .store.vendor_fields import vendor_fields
+from .vendor_state import VendorState
+from .vendor_state import state_fields as vendor_state_fields
 
 DISPATCH_BATCH = 500
 
@@ -76,6 +80,9 @@ class Engine:
         self.scripts = scripts or Scripts(redis)
         self._anchor = [self.keys.anchor]
         self._subqueues_seen: set[str] = set()
+        self.pool_hours = PoolHours(self)  # gates follow each pool's hours (pool_hours.py)
+        # vendors' UTC offsets and ranks in the `vend` hash (vendor_state.py)
+        self.vendor_state = VendorState(redis, self.keys, tenant, clock)
 
     async def _run(self, name: str, *args: Any) -> Any:
         return await self.scripts.run(name, self._anchor, [self.clock.now_ms(), *args])
@@ -88,6 +95,11 @@ class Engine:
         k = self.keys
         known_pools = {_s(p) for p in await self.redis.smembers(k.pools)}
         removed = await self.removed_queues()
+        vend_now = await vendor_state_fields(self.redis, k, t, self.clock.now_ms())
+        # pools closed before gates kept their causes: an admin closed them
+        for pool in await self.redis.smembers(k.pools_closed):
+            if not await self.redis.exists(k.pool_causes(_s(pool))):
+                await self.redis.sadd(k.pool_causes(_s(pool)), "admin")
         # One transaction: every process's scripts see the old config or the new one.
         pipe = self.redis.pipeline(transaction=True)
         pipe.hset(k.anchor, mapping=tenant_fields(t))
@@ -109,6 +121,7 @@ class Engine:
         # vendor caps read by routing (the load counters in vload are kept)
         pipe.delete(k.vendor_config)
         vend = vendor_fields(t, known_subs)
+        vend.update(vend_now)
         if vend:
             pipe.hset(k.vendor_config, mapping=vend)
         await pipe.execute()
@@ -224,13 +237,43 @@ class Engine:
             chain.append(self.tenant.queues[chain[-1].overflow_queue])
         return chain
 
+    def _requirement_chain(self, queue: QueueConfig, skills: dict[str, int]) -> list[QueueConfig]:
+        """Queues a contact of `queue` may reach and that need its sub-queue: the
+        overflow chain and, for a region (which must hold wherever the contact goes),
+        the escalations' move_queue targets and their chains too."""
+        chain = self._overflow_chain(queue)
+        if subqueues.region_of(skills) is None:
+            return chain
+        ids = {q.id for q in chain}
+        i = 0
+        while i < len(chain):  # each queue is added once: this ends
+            for esc in chain[i].sla.escalation:
+                target = self.tenant.queues.get(esc.queue or "")
+                for q in self._overflow_chain(target) if target is not None else []:
+                    if q.id not in ids:
+                        ids.add(q.id)
+                        chain.append(q)
+            i += 1
+        return chain
+
+    def _check_region(self, queue: QueueConfig, channel: str, region: str | None) -> None:
+        """Refuse a region that no pool of the queue's overflow chain may serve: the
+        contact would wait for ever."""
+        if region and not region_pools(self.tenant, self._overflow_chain(queue), channel, region):
+            raise ValidationError(
+                f"region: no pool of queue {queue.id!r} (or its overflow queues) may serve "
+                f"region {region!r}: an outsourced pool serves its vendor's region, an "
+                "in-house pool the regions it lists (every region when it lists none)",
+                field="region",
+            )
+
     async def ensure_subqueues(self, queue: QueueConfig, skills: dict[str, int]) -> str:
         """Make sure sub-queues exist for `skills` along the queue's overflow chain.
         Returns the signature to route with ('' when the queues' own skills suffice)."""
         if not skills or all(subqueues.covers(q, skills) for q in self._overflow_chain(queue)):
             return ""
         sig = subqueues.signature(skills)
-        for q in self._overflow_chain(queue):
+        for q in self._requirement_chain(queue, skills):
             if subqueues.covers(q, skills):
                 continue
             sub = subqueues.derive(q, skills, sig)
@@ -254,6 +297,15 @@ class Engine:
         pipe.hset(k.queue(sub.id), mapping=queue_fields(self.tenant, sub))
         pipe.hset(k.subqueues, sub.id, subqueues.encode(base, skills))
         await pipe.execute()
+        # The vendors' lanes, which their `v|` timers dispatch when they have room
+        # again, now include the sub-queue's.
+        vendor_lanes = {
+            f: v
+            for f, v in vendor_fields(self.tenant, await self._subqueue_configs()).items()
+            if str(f).startswith("lanes:")
+        }
+        if vendor_lanes:
+            await self.redis.hset(k.vendor_config, mapping=vendor_lanes)
         # Index the existing agents once. Agents registered from now on get the
         # lane in upsert_agent (which retries if it raced with this).
         agent_ids = await self.agent_ids()
@@ -267,7 +319,11 @@ class Engine:
                 if pool is None:
                     continue
                 lanes = agent_lanes(
-                    [sub], _s(pool), codec.unpack(data).get("skills", {}), _parse_caps(caps)
+                    [sub],
+                    _s(pool),
+                    codec.unpack(data).get("skills", {}),
+                    _parse_caps(caps),
+                    pool_scope(self.tenant, _s(pool)),
                 )
                 value = lanes.get(f"{sub.id}:{ch}")
                 if value:
@@ -302,6 +358,13 @@ class Engine:
             validate_id(skill, "skills")
             if not isinstance(level, int) or not 1 <= level <= 5:
                 raise ValidationError(f"skills.{skill}: must be an integer 1..5", field="skills")
+        region = new.region or None
+        if region is not None and not subqueues.is_region(region):
+            raise ValidationError(
+                f"region: must be 1-32 characters of a-z 0-9 - starting with a letter, "
+                f"got {region!r}",
+                field="region",
+            )
         now = self.clock.now_ms()
         contact_id = validate_id(new.id, "id") if new.id else new_contact_id(now)
         preferred = (
@@ -327,7 +390,11 @@ class Engine:
             if not idem or not await self.redis.exists(self.keys.idempotency(idem)):
                 raise
             held = 0
-        sig = await self.ensure_subqueues(queue, new.skills) if new.skills else ""
+        self._check_region(queue, new.channel, region)
+        # the region rides with the skills: a tagged contact waits in a sub-queue
+        # whose agents are those of pools allowed for its region
+        need = subqueues.requirement(new.skills, region)
+        sig = await self.ensure_subqueues(queue, need) if need else ""
         spec = sla_clocks.timer_spec(
             sla_clocks.plan(self.tenant, queue, new.channel, new.priority, held or now)
         )
@@ -348,7 +415,10 @@ class Engine:
             spec,
             held or "",
             asked.id if asked is not queue else "",
-            ",".join(contact_digests(new.customer.email, new.customer.phone)),
+            ",".join(
+                contact_digests(new.customer.email, new.customer.phone, new.customer.social_handle)
+            ),
+            region or "",
         )
         st = _s(state)
         return RouteResult(
@@ -424,9 +494,24 @@ class Engine:
             target = self.tenant.queues.get(queue)
             if target is None:
                 raise QueueNotFound(f"queue {queue!r} does not exist", queue=queue)
-            # the contact's own skill requirement goes with it to the new queue
+            # the contact's own skill requirement and region go with it to the new queue
             contact = await self.get_contact(contact_id)
-            await self.ensure_subqueues(target, contact.skills)
+            self._check_region(target, contact.channel, contact.region)
+            await self.ensure_subqueues(
+                target, subqueues.requirement(contact.skills, contact.region)
+            )
+        elif agent:
+            # data residency: the named agent's pool must be allowed for the region
+            region = _s(await self.redis.hget(self.keys.contact(contact_id), "region") or "")
+            if region:
+                pool = _s(await self.redis.hget(self.keys.agent(agent), "pool") or "")
+                if pool and not pool_scope(self.tenant, pool).allows_region(region):
+                    raise NotEligible(
+                        f"agent {agent} of pool {pool} may not serve contact {contact_id}: "
+                        f"pool {pool} is not allowed for its region {region!r}",
+                        pool=pool,
+                        region=region,
+                    )
         state, offered, qid = await self._run(
             "transfer", contact_id, queue or "", agent or "", by_agent or ""
         )
@@ -504,7 +589,8 @@ class Engine:
         while True:
             subs, n_subs = await self._subqueue_snapshot()
             queues = [*self.tenant.queues.values(), *subs]
-            lanes = agent_lanes(queues, spec.pool, spec.skills, spec.capacity)
+            scope = pool_scope(self.tenant, spec.pool)
+            lanes = agent_lanes(queues, spec.pool, spec.skills, spec.capacity, scope)
             outcome, st = await self._run(
                 "agent_upsert",
                 spec.id,
@@ -611,7 +697,9 @@ class Engine:
         if pool not in self.tenant.pools:
             raise PoolNotFound(f"pool {pool!r} does not exist", pool=pool)
         subs = await self._subqueue_configs()
-        lanes = ",".join(pool_lanes([*self.tenant.queues.values(), *subs], pool))
+        lanes = ",".join(
+            pool_lanes([*self.tenant.queues.values(), *subs], pool, pool_scope(self.tenant, pool))
+        )
         total = 0
         while True:
             _, _, made = await self._run(
@@ -694,7 +782,10 @@ class Engine:
 
     async def run_due_timers(self, batch: int = 500) -> int:
         """Apply timers until none is due at the clock's current time, including
-        timers that applying others made due (an overflow stage catching up)."""
+        timers that applying others made due (an overflow stage catching up).
+        Pool gates follow their hours first, so the timers see the pools open now."""
+        await self.pool_hours.sync()
+        await self.vendor_state.refresh()
         total = 0
         for _ in range(10_000):  # each round makes progress; this only bounds a bug
             applied, nxt = await self.run_timers(batch)
@@ -775,7 +866,7 @@ class Engine:
                 "erase_customer", erasure, batch, customer_digest, *digests
             )
             total += int(done)
-            if int(left) == 0 or int(done) == 0:
+            if int(left) == 0:  # each run pops at least one id while any is left
                 return total
 
     @staticmethod

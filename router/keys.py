@@ -81,6 +81,24 @@ class TenantKeys:
         """Set of pools whose gate is closed."""
         return self.prefix + "pools:closed"
 
+    def vendor_day(self, vendor: str, day: int) -> str:
+        """Contacts offered to the vendor's agents on its local day `day` (days
+        since 1970-01-01) and not handed back: its volume, and max_per_day."""
+        return f"{self.prefix}vd:{vendor}:{day}"
+
+    def vendor_hour(self, vendor: str, hour: int) -> str:
+        """The same per local hour (hours since the epoch), for max_per_hour."""
+        return f"{self.prefix}vh:{vendor}:{hour}"
+
+    def vendor_declines(self, vendor: str) -> str:
+        """Set of contacts whose offer to this vendor timed out: skipped by it."""
+        return self.prefix + "vdc:" + vendor
+
+    @property
+    def vendor_fails(self) -> str:
+        """Hash vendor -> offers to it that timed out in a row."""
+        return self.prefix + "vfail"
+
     def pool_causes(self, pool: str) -> str:
         """Set of the causes keeping a pool closed (admin, paused, hours, failing)."""
         return self.prefix + "pc:" + pool
@@ -191,6 +209,10 @@ class TenantKeys:
     def staffed(self, queue_id: str, channel: str) -> str:
         """Set of agents available (busy or not) with this lane: the wait estimate's N."""
         return f"{self.prefix}sa:{queue_id}:{channel}"
+
+    def staffed_pools(self, queue_id: str, channel: str) -> str:
+        """Hash pool -> members of `staffed` in that pool: when_unstaffed stages read it."""
+        return f"{self.prefix}sp:{queue_id}:{channel}"
 
     def queue_stats(self, queue_id: str) -> str:
         """Hash aht:<ch>, n:<ch>: recent handle time per slot of a configured queue."""

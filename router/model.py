@@ -63,6 +63,9 @@ class NewContact:
     idempotency_key: str | None = None
     preferred_agent: str | None = None
     id: str | None = None  # generated when absent
+    # data residency: only pools allowed for this region are offered the contact
+    # (docs/vendors.md, "Data residency"); a-z 0-9 -, at most 32 characters
+    region: str | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +115,7 @@ class Contact:
     # a contact held while its queue was closed: its arrival; `created_ms` is then
     # when it joined the queue, from which its wait counts
     arrived_ms: int | None = None
+    region: str | None = None  # data-residency tag given at ingest
 
 
 @dataclass(frozen=True)

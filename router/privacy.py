@@ -63,11 +63,18 @@ def phone_digest(phone: str) -> str | None:
     return hashlib.sha1(f"phone:{digits}".encode()).hexdigest() if len(digits) >= 7 else None
 
 
-def contact_digests(email: str | None, phone: str | None) -> list[str]:
-    """The email and phone digests a new contact is indexed under."""
+def handle_digest(handle: str) -> str:
+    """The erasure index's digest of a social handle (Messenger, Instagram, a
+    WhatsApp number used as a handle), compared without case."""
+    return hashlib.sha1(f"handle:{_ascii_lower(handle.strip())}".encode()).hexdigest()
+
+
+def contact_digests(email: str | None, phone: str | None, handle: str | None = None) -> list[str]:
+    """The email, phone and social-handle digests a new contact is indexed under."""
     out = [email_digest(email)] if email else []
     ph = phone_digest(phone) if phone else None
-    return out + ([ph] if ph else [])
+    out += [ph] if ph else []
+    return out + ([handle_digest(handle)] if handle and handle.strip() else [])
 
 
 def mask_email(email: str) -> str:

@@ -125,10 +125,14 @@ def _volume(vendor: VendorConfig, c: dict[str, int], start: int, end: int) -> di
     }
 
 
-async def scorecard(engine: Engine, vendor: VendorConfig, start: int, end: int) -> dict[str, Any]:
-    """The GET /v1/vendors/{id}/scorecard document for [start, end)."""
+async def scorecard(
+    engine: Engine, vendor: VendorConfig, start: int, end: int, only: str | None = None
+) -> dict[str, Any]:
+    """The GET /v1/vendors/{id}/scorecard document for [start, end); over the one
+    pool `only` for a supervisor scoped to it (the vendor's other sites' figures
+    would follow from the difference)."""
     tenant = engine.tenant
-    pools = vendor_pools(tenant, vendor)
+    pools = [only] if only is not None else vendor_pools(tenant, vendor)
     c = await _sums(engine, _fields(pools, open_stages(tenant, pools)), start, end)
     answered = c.get(d.ANSWERED, 0)
     abandoned = c.get(d.ABANDONED, 0)

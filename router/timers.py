@@ -2,7 +2,8 @@
 
 Timers live in Redis (`sb:{tenant}:timers`), and popping plus applying one is
 a single script, so any number of processes may run this loop at once: each
-timer still fires exactly once, and a process that dies loses nothing.
+timer still fires exactly once, and a process that dies loses nothing. Each
+tick also moves the pool gates that an hours boundary passed (pool_hours.py).
 """
 
 from __future__ import annotations

@@ -36,6 +36,10 @@ class Snapshot:
     events: list[dict[str, str]] = field(default_factory=list)
     vend: dict[str, str] = field(default_factory=dict)  # the vendor routing hash
     vload: dict[str, int] = field(default_factory=dict)  # vendor -> contacts held
+    # vendor -> {hour or day bucket: count} (vh: and vd: counters)
+    vhour: dict[str, dict[int, int]] = field(default_factory=dict)
+    vday: dict[str, dict[int, int]] = field(default_factory=dict)
+    vdeclines: dict[str, set[str]] = field(default_factory=dict)  # vendor -> contacts
 
 
 async def snapshot(r: Redis, tenant: str) -> Snapshot:
@@ -61,6 +65,12 @@ async def snapshot(r: Redis, tenant: str) -> Snapshot:
             s.sets[rest] = {_d(m): sc for m, sc in await r.zrange(key, 0, -1, withscores=True)}
         elif kind == "dc":
             s.declined[rest[3:]] = {_d(m) for m in await r.smembers(key)}
+        elif kind in ("vh", "vd"):
+            _, vid, bucket = rest.split(":")
+            into = s.vhour if kind == "vh" else s.vday
+            into.setdefault(vid, {})[int(bucket)] = int(_d(await r.get(key) or b"0"))
+        elif kind == "vdc":
+            s.vdeclines[rest[4:]] = {_d(m) for m in await r.smembers(key)}
     s.closed = {_d(m) for m in await r.smembers(k.pools_closed)}
     s.vend = {_d(a): _d(b) for a, b in (await r.hgetall(k.vendor_config)).items()}
     s.vload = {_d(a): int(b) for a, b in (await r.hgetall(k.vendor_load)).items()}
@@ -193,6 +203,25 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
             if cap and s.vload.get(vid, 0) >= cap:
                 assert s.vload[vid] == cap, f"vendor {vid} holds {s.vload[vid]} > cap {cap}"
                 full.add(f[5:])
+            # max_per_hour / max_per_day: no bucket above its cap; the newest bucket
+            # at its cap makes the vendor full (an older one may be the current one
+            # only if nothing was offered since, which then changes nothing)
+            for name, counts in (("hcap", s.vhour), ("dcap", s.vday)):
+                pcap = int(s.vend.get(f"{name}:{vid}", 0) or 0)
+                mine = counts.get(vid, {})
+                if pcap and mine:
+                    assert max(mine.values()) <= pcap, f"vendor {vid} {name} {mine} > {pcap}"
+                    if mine[max(mine)] >= pcap:
+                        full.add(f[5:])
+    # vendor declines: a contact's `dv` and the vendors' vdc: sets agree
+    for vid, members in s.vdeclines.items():
+        for cid in members:
+            c = s.contacts.get(cid)
+            assert c is not None and f",{vid}," in c.get("dv", ""), f"vdc:{vid} has {cid}"
+    for cid, c in s.contacts.items():
+        for vid in filter(None, c.get("dv", "").split(",")):
+            assert c["state"] not in ("completed", "abandoned"), f"finished {cid} keeps dv"
+            assert cid in s.vdeclines.get(vid, set()), f"{cid} declined by {vid}, not in vdc"
     # 5. work conservation: nobody waits while an eligible agent is ready for it
     if work_conserving:
         for cid, c in s.contacts.items():
@@ -207,6 +236,9 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                     continue
                 if pool in full:
                     continue
+                pv = s.vend.get(f"pool:{pool}")
+                if pv and f",{pv}," in c.get("dv", ""):
+                    continue  # its offer to this vendor timed out: it moved on
                 free = set(members) - s.declined.get(cid, set())
                 assert not free, f"{cid} waits at stage {stage} while {free} are ready ({key})"
         for key, members in s.sets.items():
@@ -215,8 +247,14 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                 a = s.agents.get(aid)
                 for cid in members:
                     ch = s.contacts[cid]["channel"]
+                    # data residency: a pool not allowed for the contact's region
+                    # (a reload took it away) never gets it, ready or not
+                    region = s.contacts[cid].get("region", "")
+                    rg = s.vend.get(f"rg:{a['pool']}", "") if a else ""
+                    allowed = not region or rg == "*" or f",{region}," in rg
                     assert not (
                         a
+                        and allowed
                         and a["pool"] not in s.closed
                         and a["pool"] not in full
                         and _ready_on(a, ch, exclusive)

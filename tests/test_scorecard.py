@@ -21,6 +21,8 @@ BODY = """
 max_missed_offers = 0
 presence_timeout_s = 0
 wrap_up_s = { voice = 0, chat = 0, email = 0 }
+cost_currency = "EUR"
+exchange_rates = { USD = 0.9 }
 
 [pools.inhouse]
 kind = "inhouse"

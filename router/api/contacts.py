@@ -7,6 +7,7 @@ from aiohttp import web
 from ..config.model import Role
 from ..errors import ContactNotFound
 from ..model import Contact, ContactState, Customer, NewContact
+from ..subqueues import is_region
 from .auth import Principal, principal
 from .bodies import Body, invalid, read_body
 from .context import engine_for
@@ -28,6 +29,7 @@ CONTACT_FIELDS = (
     "attributes",
     "external_id",
     "preferred_agent",
+    "region",
 )
 CUSTOMER_FIELDS = ("id", "name", "email", "phone", "handle")
 
@@ -77,6 +79,7 @@ async def create_contact(request: web.Request) -> web.Response:
         external_id=external_id,
         idempotency_key=idem or (f"external:{external_id}" if external_id else None),
         preferred_agent=body.ident("preferred_agent"),
+        region=_region(body),
     )
     result = await engine.create_contact(new)
     out: dict[str, str | int | float | None] = {
@@ -90,6 +93,16 @@ async def create_contact(request: web.Request) -> web.Response:
         out["position"] = result.position
         out["estimated_wait_s"] = result.estimated_wait_s
     return respond(request, out, 200 if result.duplicate else 201)
+
+
+def _region(body: Body) -> str | None:
+    """The data-residency tag: only pools allowed for it are offered the contact."""
+    region = body.text("region", max_len=32)
+    if region is not None and not is_region(region):
+        raise invalid(
+            "region", 'must be 1-32 characters of a-z 0-9 - starting with a letter, e.g. "eu"'
+        )
+    return region
 
 
 async def _readable(request: web.Request, who: Principal, contact_id: str) -> Contact:

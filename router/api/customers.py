@@ -17,7 +17,7 @@ from .. import audit
 from ..config.model import Role
 from ..engine import Engine
 from ..ids import new_contact_id
-from ..privacy import email_digest, phone_digest
+from ..privacy import email_digest, handle_digest, phone_digest
 from .auth import principal
 from .context import engine_for
 from .metrics import parse_time
@@ -40,7 +40,7 @@ _PHONE = re.compile(r"^\+?[0-9 ().\-]{7,40}$")
 
 def identity_digests(customer: str) -> list[str]:
     """The index sets (lib/customers.lua) that may hold this customer's contacts."""
-    out = [Engine.customer_digest(customer)]
+    out = [Engine.customer_digest(customer), handle_digest(customer)]
     if "@" in customer:
         out.append(email_digest(customer))
     if _PHONE.match(customer):

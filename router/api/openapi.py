@@ -146,6 +146,15 @@ def _schemas() -> dict[str, JSON]:
                 _text(500, description="the platform's own id; also an idempotency key")
             ),
             "preferred_agent": _nullable(_ident(description="offer to this agent first")),
+            "region": _nullable(
+                _text(
+                    32,
+                    pattern="^[a-z][a-z0-9-]{0,31}$",
+                    description="data-residency region, e.g. `eu`: the contact is only ever "
+                    "offered to pools allowed for it (docs/vendors.md); 422 when no pool of "
+                    "the queue may serve it",
+                )
+            ),
         },
     }
 
@@ -194,6 +203,10 @@ def _schemas() -> dict[str, JSON]:
         "subject": {"type": "string"},
         "preview": {"type": "string"},
         "language": {"type": ["string", "null"]},
+        "region": {
+            "type": ["string", "null"],
+            "description": "data-residency region given at ingest; null when untagged",
+        },
         "skills": INT_MAP,
         "attributes": {"type": "object"},
         "external_id": {"type": ["string", "null"]},
@@ -246,6 +259,8 @@ def _schemas() -> dict[str, JSON]:
                     "after_s": {"type": "number", "minimum": 0},
                     "pools": {"type": "array", "items": {"type": "string"}},
                     "min_proficiency": {"type": ["integer", "null"]},
+                    "estimated_wait_s": {"type": ["number", "null"], "exclusiveMinimum": 0},
+                    "when_unstaffed": {"type": "boolean"},
                 }
             ),
         },
@@ -783,7 +798,10 @@ def _paths() -> dict[str, JSON]:
             "Transfer to another queue or agent",
             (agent, sup, admin),
             "Transfer",
-            "An agent transfers a contact it holds (409 otherwise).",
+            "An agent transfers a contact it holds (409 otherwise). A contact with a "
+            "data-residency `region` goes only where a pool may serve it: a queue with no "
+            "such pool is refused with 422, an agent of a pool not allowed for the region "
+            "with 409.",
         ),
         "complete": (
             "complete_contact",
@@ -837,7 +855,9 @@ def _paths() -> dict[str, JSON]:
                 "Outside a queue's hours (docs/sla.md) the contact is held until the opening "
                 "(`state` queued, no position), goes to the queue's `closed_queue`, or is "
                 "refused: 409 with `code` and `reason` `queue_closed`, `queue`, `opens_at` "
-                "and `opens_at_ms`.",
+                "and `opens_at_ms`. A contact with a `region` that no pool of its queue (or "
+                "its overflow queues) may serve is refused with 422 naming the region and "
+                "the queue.",
             ),
             "get": _op(
                 "find_contacts",
@@ -1666,16 +1686,22 @@ def _vendor_schemas() -> dict[str, JSON]:
                 "kind": {"type": "string", "enum": ["inhouse", "outsourced"]},
                 "vendor": {"type": ["string", "null"], "description": "a vendor id"},
                 "location": {"enum": [*locations, None]},
-                "open": {"type": "boolean", "description": "the pool's gate"},
+                "open": {
+                    "type": "boolean",
+                    "description": "the pool's gate (closed outside its hours too)",
+                },
                 "hours": _closed(
                     {
-                        "calendar": {"type": ["string", "null"]},
+                        "calendar": {
+                            "type": ["string", "null"],
+                            "description": "the pool's own hours, else its vendor's",
+                        },
                         "timezone": {"type": "string"},
                     }
                 ),
                 "open_now": {
                     "type": "boolean",
-                    "description": "the gate is open and the vendor is within its hours",
+                    "description": "the gate is open and the pool is within its hours",
                 },
                 "load": _ref("PoolLoad"),
             }

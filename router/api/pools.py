@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from .. import pool_hours
 from .. import vendors as v
 from ..config.model import PoolConfig, Role, TenantConfig, VendorConfig
 from ..engine import Engine
@@ -89,7 +90,15 @@ async def _counts(engine: Engine, pools: Iterable[PoolConfig], now: int) -> tupl
 
 
 async def _closed(engine: Engine) -> set[str]:
-    return {_s(p) for p in await engine.redis.smembers(engine.keys.pools_closed)}
+    """Pools closed by anything but their hours: an admin, a vendor pause, a failing
+    vendor. The hours are read from the calendar at the request's time instead, so
+    the answer does not wait for the timer loop's next tick to move the gate."""
+    closed = sorted(_s(p) for p in await engine.redis.smembers(engine.keys.pools_closed))
+    pipe = engine.redis.pipeline(transaction=False)
+    for p in closed:
+        pipe.smembers(engine.keys.pool_causes(p))
+    causes = await pipe.execute() if closed else []
+    return {p for p, held in zip(closed, causes, strict=True) if {_s(c) for c in held} != {"hours"}}
 
 
 def _pool_json(
@@ -99,7 +108,7 @@ def _pool_json(
     now: int,
     load: v.Load,
 ) -> dict[str, Any]:
-    vendor = v.vendor_of(tenant, pool)
+    hours = pool_hours.hours_of(tenant, pool)
     return {
         "id": pool.id,
         "name": pool.name or pool.id,
@@ -107,11 +116,12 @@ def _pool_json(
         "vendor": pool.vendor,
         "location": None if pool.location is None else pool.location.value,
         "open": gate_open,
+        # its own hours (a site), else its vendor's; the gate follows them
         "hours": {
-            "calendar": None if vendor is None else vendor.hours,
-            "timezone": v.zone_of(tenant, pool),
+            "calendar": None if hours is None else hours.id,
+            "timezone": v.zone_of(tenant, pool) if hours is None else hours.timezone,
         },
-        "open_now": gate_open and v.in_hours(vendor, now),
+        "open_now": gate_open and pool_hours.in_hours(tenant, pool, now),
         "load": load,
     }
 
@@ -190,18 +200,16 @@ async def list_vendors(request: web.Request) -> web.Response:
         for vendor in tenant.vendors.values()
         if not scoped or any(p.id in visible for p in by_vendor[vendor.id])
     ]
+    # a scoped token's load covers its own site only: the vendor-wide figure
+    # minus its own would reveal the other sites'
+    seen = {x.id: [p for p in by_vendor[x.id] if p.id in visible] for x in shown}
     concurrent = await _concurrent(engine)
-    counts = await asyncio.gather(*(_counts(engine, by_vendor[x.id], now) for x in shown))
+    counts = await asyncio.gather(*(_counts(engine, seen[x.id], now) for x in shown))
     out = []
     for vendor, (hour, day) in zip(shown, counts, strict=True):
-        pools = by_vendor[vendor.id]
+        pools = seen[vendor.id]
         busy = sum(concurrent.get(p.id, 0) for p in pools)
         out.append(
-            _vendor_json(
-                vendor,
-                [p.id for p in pools if p.id in visible],
-                now,
-                v.load(vendor.caps, busy, hour, day),
-            )
+            _vendor_json(vendor, [p.id for p in pools], now, v.load(vendor.caps, busy, hour, day))
         )
     return respond(request, {"vendors": out})

@@ -24,7 +24,13 @@ async def _queue_json(engine: Engine, q: QueueConfig) -> dict[str, Any]:
         "skills": q.skills,
         "pools": list(q.pools_at(len(q.stages) - 1)),
         "stages": [
-            {"after_s": s.after_s, "pools": list(s.pools), "min_proficiency": s.min_proficiency}
+            {
+                "after_s": s.after_s,
+                "pools": list(s.pools),
+                "min_proficiency": s.min_proficiency,
+                "estimated_wait_s": s.estimated_wait_s,
+                "when_unstaffed": s.when_unstaffed,
+            }
             for s in q.stages
         ],
         "strategy": q.strategy.value,

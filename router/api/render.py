@@ -58,6 +58,7 @@ def contact_json(c: Contact, sla: Sla | None = None) -> dict[str, Any]:
         "subject": c.subject,
         "preview": c.preview,
         "language": c.language,
+        "region": c.region,
         "skills": c.skills,
         "attributes": c.attributes,
         "external_id": c.external_id,

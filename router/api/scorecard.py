@@ -39,10 +39,12 @@ async def get_scorecard(request: web.Request) -> web.Response:
     vendor = tenant.vendors.get(vid)
     if vendor is None:
         raise ApiError(404, "not found", f"no vendor named {vid[:64]!r}", field="id")
+    only: str | None = None
     if Role.ADMIN not in who.roles and who.pool is not None:
         pool = tenant.pools.get(who.pool)
         if pool is None or pool.vendor != vendor.id:
             raise ApiError(403, "forbidden", f"this token may not see vendor {vid[:64]!r}")
+        only = pool.id
     q = request.query
     now = engine.clock.now_ms()
     if "from" not in q and "to" not in q:  # the current month, in the vendor's zone
@@ -62,4 +64,4 @@ async def get_scorecard(request: web.Request) -> web.Response:
             f"from: the range may span at most {days} days; ask for it in parts",
             field="from",
         )
-    return respond(request, await sc.scorecard(engine, vendor, start, end))
+    return respond(request, await sc.scorecard(engine, vendor, start, end, only))

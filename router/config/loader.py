@@ -104,9 +104,12 @@ _ROUTING_KEYS = (
     "preferred_agent_s",
     "transfer_wait_s",
     "fallback_queue",
+    "cost_currency",
+    "exchange_rates",
+    "expected_handle_s",
 )
 _RETENTION_KEYS = ("finished_contact_s", "idempotency_s", "stream_max_len")
-_POOL_KEYS = ("kind", "name", "vendor", "location", "open")
+_POOL_KEYS = ("kind", "name", "vendor", "location", "open", "regions", "hours")
 _QUEUE_KEYS = (
     "name",
     "channels",
@@ -127,7 +130,7 @@ _QUEUE_KEYS = (
     "when_closed",
     "closed_queue",
 )
-_STAGE_KEYS = ("after_s", "pools", "min_proficiency")
+_STAGE_KEYS = ("after_s", "pools", "min_proficiency", "estimated_wait_s", "when_unstaffed")
 _TOKEN_KEYS = ("name", "sha256", "roles", "agent", "pool", "requests_per_s", "burst")
 _LIMITS_KEYS = ("requests_per_s", "burst")
 _MIN_STREAM_LEN = 1000
@@ -223,6 +226,10 @@ class _Stage:
     pools_path: str
     min_proficiency: int | None
     min_proficiency_path: str
+    estimated_wait_s: float | None = None
+    estimated_wait_path: str = ""
+    when_unstaffed: bool = False
+    when_unstaffed_path: str = ""
 
 
 class _Loader:
@@ -436,6 +443,13 @@ class _Loader:
         pools = vendors_section.link_pools(
             self, pools, body.get("pools", {}), pools_path, vendors, vendors_path
         )
+        pools = vendors_section.link_pool_hours(
+            self, pools, pools_path, vendors, calendars, body.get("calendars", {})
+        )
+        vendors_section.check_contracts(
+            self, queues, body.get("queues", {}), queues_path, pools, vendors, vendors_path
+        )
+        vendors_section.check_currencies(self, routing, vendors, vendors_path, body_path)
         tokens = self.tokens(body.get("tokens", []), _key(body_path, "tokens"), pools)
         default_queues = self.default_queues(
             body.get("default_queues", {}), _key(body_path, "default_queues"), channels, queues
@@ -514,6 +528,20 @@ class _Loader:
                 wrap_up[ch] = self.number(seconds, p)
                 if wrap_up[ch] < 0:
                     self.fail(p, "must be >= 0")
+        cost_currency: str | None = None
+        if "cost_currency" in t:
+            cost_currency = self.currency(t["cost_currency"], _key(path, "cost_currency"))
+        rates: dict[str, float] = {}
+        if "exchange_rates" in t:
+            rpath = _key(path, "exchange_rates")
+            if cost_currency is None:
+                self.fail(rpath, "only allowed with cost_currency")
+            for cur, rate in self.table(t["exchange_rates"], rpath).items():
+                p = _key(rpath, cur)
+                self.currency(cur, p)
+                rates[cur] = self.number(rate, p)
+                if rates[cur] <= 0:
+                    self.fail(p, f"must be > 0 ({cost_currency} per {cur})")
         prefer_last = d.prefer_last_agent
         if "prefer_last_agent" in t:
             prefer_last = self.boolean(t["prefer_last_agent"], _key(path, "prefer_last_agent"))
@@ -530,7 +558,19 @@ class _Loader:
                 if "fallback_queue" in t
                 else None
             ),
+            cost_currency=cost_currency,
+            exchange_rates=rates,
+            expected_handle_s=self.opt_number(
+                t, path, "expected_handle_s", d.expected_handle_s, gt=0
+            ),
         )
+
+    def currency(self, value: object, path: str) -> str:
+        """An ISO 4217 code, e.g. "EUR"."""
+        code = self.string(value, path)
+        if re.fullmatch(r"[A-Z]{3}", code) is None:
+            self.fail(path, f'bad currency {code[:16]!r}: an ISO 4217 code, e.g. "EUR"')
+        return code
 
     def limits(self, value: object, path: str) -> LimitsConfig:
         t = self.table(value, path)
@@ -603,6 +643,8 @@ class _Loader:
             vendor=vendor,
             location=location,
             open=is_open,
+            regions=vendors_section.pool_regions(self, t, path, kind),
+            hours=vendors_section.pool_hours(self, t, path, kind),
         )
 
     # -- queues -----------------------------------------------------------------------
@@ -749,8 +791,10 @@ class _Loader:
         seen: list[str] = []
         cap: int | None = None
         previous_after = 0.0
+        previous_wait: float | None = None
         out: list[StageConfig] = []
         for k, stage in enumerate(raw):
+            previous_wait = self.stage_triggers(stage, k, previous_wait)
             if k == 0 and not stage.pools:
                 self.fail(stage.pools_path, "stage 0 needs at least one pool")
             if k > 0:
@@ -784,8 +828,35 @@ class _Loader:
             if mp is not None:
                 cap = mp
             previous_after = stage.after_s
-            out.append(StageConfig(stage.after_s, stage.pools, mp))
+            out.append(
+                StageConfig(
+                    stage.after_s, stage.pools, mp, stage.estimated_wait_s, stage.when_unstaffed
+                )
+            )
         return tuple(out)
+
+    def stage_triggers(self, stage: _Stage, k: int, previous_wait: float | None) -> float | None:
+        """Check a stage's early-opening triggers; returns the estimated-wait threshold
+        in force after it (later thresholds must be greater)."""
+        if k == 0:
+            for value, p in (
+                (stage.estimated_wait_s, stage.estimated_wait_path),
+                (stage.when_unstaffed or None, stage.when_unstaffed_path),
+            ):
+                if value is not None:
+                    self.fail(p, "only an overflow stage may have it: stage 0 opens at once")
+            return None
+        ew = stage.estimated_wait_s
+        if ew is None:
+            return previous_wait
+        if not ew > 0:
+            self.fail(stage.estimated_wait_path, "must be > 0")
+        if previous_wait is not None and not ew > previous_wait:
+            self.fail(
+                stage.estimated_wait_path,
+                f"must be greater than an earlier stage's estimated_wait_s ({_fmt(previous_wait)})",
+            )
+        return ew
 
     def stage(self, value: object, path: str, *, first: bool) -> _Stage:
         t = self.table(value, path)
@@ -808,7 +879,13 @@ class _Loader:
             self.fail(pools_path, "required: stage 0 needs at least one pool")
         mp_path = _key(path, "min_proficiency")
         mp = self.level(t["min_proficiency"], mp_path) if "min_proficiency" in t else None
-        return _Stage(path, after, after_path, names, paths, pools_path, mp, mp_path)
+        ew_path = _key(path, "estimated_wait_s")
+        ew = self.number(t["estimated_wait_s"], ew_path) if "estimated_wait_s" in t else None
+        wu_path = _key(path, "when_unstaffed")
+        wu = self.boolean(t["when_unstaffed"], wu_path) if "when_unstaffed" in t else False
+        return _Stage(
+            path, after, after_path, names, paths, pools_path, mp, mp_path, ew, ew_path, wu, wu_path
+        )
 
     def pool_names(self, value: object, path: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
         items = self.array(value, path)

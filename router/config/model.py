@@ -43,6 +43,13 @@ class PoolConfig:
     vendor: str | None = None  # outsourced: the id of its [vendors.<id>]
     location: Location | None = None  # outsourced: defaults to its vendor's
     open: bool = True  # initial gate state
+    # outsourced: a calendar id of the site's own hours, overriding its vendor's
+    # (one vendor's sites in several time zones); None: the vendor's hours
+    hours: str | None = None
+    calendar: CalendarConfig | None = None  # that calendar, resolved by the loader
+    # in-house: the data-residency regions it may serve (None: every region);
+    # an outsourced pool serves its vendor's region only (docs/vendors.md)
+    regions: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -51,11 +58,18 @@ class StageConfig:
 
     Stages only widen: `pools` are added to the previous stages' pools and
     `min_proficiency`, when set, caps every skill requirement of the queue.
+
+    A later stage may also open sooner (docs/vendors.md, "Overflow triggers"):
+    `estimated_wait_s` puts a new contact whose estimated wait exceeds it at this
+    stage on arrival; `when_unstaffed` opens it for every waiting contact while
+    each pool of the earlier stages is closed or has nobody signed in on the lane.
     """
 
     after_s: float
     pools: tuple[str, ...] = ()
     min_proficiency: int | None = None
+    estimated_wait_s: float | None = None
+    when_unstaffed: bool = False
 
 
 class ClosedAction(StrEnum):
@@ -183,6 +197,13 @@ class RoutingConfig:
     # Where contacts go when a config reload removes their queue (then the channel's
     # default queue, when this one does not serve the contact's channel).
     fallback_queue: str | None = None
+    # Vendor prices are compared in one currency to prefer the cheapest vendor:
+    # `exchange_rates` gives units of `cost_currency` per unit of another
+    # (docs/vendors.md "Cost and commitments").
+    cost_currency: str | None = None
+    exchange_rates: dict[str, float] = field(default_factory=dict)
+    # minutes per contact when comparing a price per minute with one per contact
+    expected_handle_s: float = 300.0
 
 
 class Role(StrEnum):
@@ -369,6 +390,10 @@ class VendorConfig:
     sla_threshold_s: float | None = None  # None: each queue's own threshold
     region: str | None = None  # data residency, e.g. "eu"
     visibility: VisibilityPolicy = field(default_factory=VisibilityPolicy)
+    # A vendor whose offers time out this many times in a row (an answer resets
+    # the run) is closed as failing for fail_pause_s; 0: never
+    fail_after_timeouts: int = 3
+    fail_pause_s: float = 300.0
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,8 @@ from .model import (
     PoolConfig,
     PoolKind,
     PriceUnit,
+    QueueConfig,
+    RoutingConfig,
     VendorCaps,
     VendorConfig,
     VendorPrice,
@@ -50,6 +52,8 @@ VENDOR_KEYS = (
     "sla_threshold_s",
     "region",
     "visibility",
+    "fail_after_timeouts",
+    "fail_pause_s",
 )
 VISIBILITY_KEYS = ("email", "phone", "hide")
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
@@ -194,6 +198,9 @@ def vendor(
     if "visibility" in t:
         visibility = _visibility(ld, t["visibility"], _key(path, "visibility"))
 
+    fail_after = ld.opt_int(t, path, "fail_after_timeouts", VendorConfig.fail_after_timeouts, ge=0)
+    fail_pause = ld.opt_number(t, path, "fail_pause_s", VendorConfig.fail_pause_s, gt=0)
+
     name = ld.opt_string(t, path, "name")
     return VendorConfig(
         id=vid,
@@ -212,6 +219,8 @@ def vendor(
         sla_threshold_s=sla_threshold,
         region=region,
         visibility=visibility,
+        fail_after_timeouts=fail_after,
+        fail_pause_s=fail_pause,
     )
 
 
@@ -323,4 +332,144 @@ def link_pools(
                 f"({v.location.value!r}); leave it out to take the vendor's",
             )
         out[pid] = dataclasses.replace(pool, location=location)
+    return out
+
+
+def pool_regions(
+    ld: _Loader, t: Mapping[str, object], path: str, kind: PoolKind
+) -> tuple[str, ...] | None:
+    """An in-house pool's `regions`: the data-residency regions it may serve (None:
+    every region). An outsourced pool serves its vendor's `region` only."""
+    if "regions" not in t:
+        return None
+    rpath = _key(path, "regions")
+    if kind is PoolKind.OUTSOURCED:
+        ld.fail(
+            rpath,
+            "only allowed for in-house pools; an outsourced pool serves its vendor's "
+            "region (vendors.<id>.region)",
+        )
+    out: list[str] = []
+    for i, item in enumerate(ld.array(t["regions"], rpath)):
+        p = f"{rpath}[{i}]"
+        region = ld.string(item, p)
+        if _REGION.match(region) is None:
+            ld.fail(
+                p,
+                f"bad region {region!r}: 1-32 characters of a-z 0-9 - starting with a "
+                'letter, e.g. "eu"',
+            )
+        if region in out:
+            ld.fail(p, f"region {region!r} is listed twice")
+        out.append(region)
+    return tuple(out)
+
+
+def check_contracts(
+    ld: _Loader,
+    queues: Mapping[str, QueueConfig],
+    raw_queues: object,
+    queues_path: str,
+    pools: Mapping[str, PoolConfig],
+    vendors_: Mapping[str, VendorConfig],
+    vendors_path: str,
+) -> None:
+    """A queue may list a vendor's pool only when the vendor's contract covers the
+    queue (its `queues`): otherwise the pool could never take its contacts."""
+    raw = raw_queues if isinstance(raw_queues, dict) else {}
+    for qid, queue in queues.items():
+        for k, stage in enumerate(queue.stages):
+            for i, pid in enumerate(stage.pools):
+                pool = pools.get(pid)
+                v = vendors_.get(pool.vendor) if pool and pool.vendor else None
+                if v is None or v.queues is None or qid in v.queues:
+                    continue
+                ld.fail(
+                    _stage_pool_path(raw.get(qid), _key(queues_path, qid), k, i),
+                    f"pool {pid} is run by vendor {v.id}, whose contract does not cover "
+                    f"queue {qid} ({_key(_key(vendors_path, v.id), 'queues')})",
+                )
+
+
+def check_currencies(
+    ld: _Loader,
+    routing: RoutingConfig,
+    vendors_: Mapping[str, VendorConfig],
+    vendors_path: str,
+    body_path: str,
+) -> None:
+    """Routing prefers the cheapest vendor, so prices in several currencies need
+    `routing.cost_currency` and a rate for every other currency."""
+    priced = [v for v in vendors_.values() if v.price is not None]
+    currencies = {v.price.currency for v in priced if v.price is not None}
+    base = routing.cost_currency
+    if base is None:
+        if len(currencies) > 1:
+            ld.fail(
+                _key(body_path, "routing"),
+                f"vendor prices are in {', '.join(sorted(currencies))}: set cost_currency "
+                "and exchange_rates so routing can compare them",
+            )
+        return
+    for v in priced:
+        cur = v.price.currency if v.price is not None else base
+        if cur != base and cur not in routing.exchange_rates:
+            ld.fail(
+                _key(_key(vendors_path, v.id), "currency"),
+                f"{cur} has no rate in routing.exchange_rates (units of {base} per {cur})",
+            )
+
+
+def _stage_pool_path(raw_queue: object, qpath: str, stage: int, i: int) -> str:
+    """Where stage `stage`'s pool `i` is written: `stages[k].pools[i]`, or the
+    `pools` + `overflow` spelling."""
+    if isinstance(raw_queue, dict) and "stages" in raw_queue:
+        return f"{qpath}.stages[{stage}].pools[{i}]"
+    if stage == 0:
+        return f"{qpath}.pools[{i}]"
+    return f"{qpath}.overflow[{stage - 1}].pools[{i}]"
+
+
+def pool_hours(ld: _Loader, t: Mapping[str, object], path: str, kind: PoolKind) -> str | None:
+    """An outsourced pool's own `hours` (a calendar id, checked by `link_pool_hours`):
+    a site keeps its own hours when its vendor runs sites in several time zones."""
+    if "hours" not in t:
+        return None
+    hpath = _key(path, "hours")
+    if kind is not PoolKind.OUTSOURCED:
+        ld.fail(
+            hpath,
+            'only allowed when kind = "outsourced"; an in-house pool follows its queues\' hours',
+        )
+    return ld.string(t["hours"], hpath)
+
+
+def link_pool_hours(
+    ld: _Loader,
+    pools: Mapping[str, PoolConfig],
+    path: str,
+    vendors_: Mapping[str, VendorConfig],
+    calendars: Mapping[str, CalendarConfig],
+    raw_calendars: object,
+) -> dict[str, PoolConfig]:
+    """Resolve each pool's `hours` to its calendar. A calendar that sets no time zone
+    of its own is read in the vendor's, as for the vendor's own hours."""
+    raw_cal = raw_calendars if isinstance(raw_calendars, dict) else {}
+    out: dict[str, PoolConfig] = {}
+    for pid, pool in pools.items():
+        if pool.hours is None:
+            out[pid] = pool
+            continue
+        hpath = _key(_key(path, pid), "hours")
+        if pool.hours not in calendars:
+            ld.fail(
+                hpath,
+                f"unknown calendar {pool.hours!r}; defined calendars: {_choices(calendars)}",
+            )
+        calendar = calendars[pool.hours]
+        raw = raw_cal.get(pool.hours)
+        v = None if pool.vendor is None else vendors_.get(pool.vendor)
+        if v is not None and not (isinstance(raw, dict) and "timezone" in raw):
+            calendar = dataclasses.replace(calendar, timezone=v.timezone)
+        out[pid] = dataclasses.replace(pool, calendar=calendar)
     return out

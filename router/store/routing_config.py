@@ -43,6 +43,13 @@ def queue_fields(tenant: TenantConfig, queue: QueueConfig) -> dict[FieldT, Encod
         "nst": len(queue.stages),
         "after": ",".join(str(_ms(s.after_s)) for s in queue.stages),
         "pools": ",".join(f"{p}={k}" for p, k in first_stage.items()),
+        # early-opening triggers of each stage (docs/vendors.md, "Overflow triggers"):
+        # estimated-wait threshold in ms (0 = none) and when_unstaffed (1/0)
+        "ewait": ",".join(
+            str(_ms(s.estimated_wait_s) if s.estimated_wait_s is not None else 0)
+            for s in queue.stages
+        ),
+        "unst": ",".join("1" if s.when_unstaffed else "0" for s in queue.stages),
         "aging": _ms(queue.aging_s),
         "offer": _ms(queue.offer_timeout_s),
         "strat": _STRATEGY[queue.strategy],

@@ -129,3 +129,41 @@ async def test_only_admins_erase(make_api: ApiFactory) -> None:
     assert (await _get(api, cid))["customer"]["email"] == EMAIL
     status, problem = await _erase(api, "x" * 321)
     assert status == 400 and problem["field"] == "id"
+
+
+async def test_a_contact_found_under_two_identities_is_erased_once(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await make_api()
+    cid = await _contact(api, {"id": EMAIL, "email": EMAIL})
+    assert await _contacts_erased(api, EMAIL) == 1
+    assert (await _get(api, cid))["customer"] == {}
+    stream = await redis.xrange(TenantKeys(api.tenant).events)
+    assert [f[b"contact"].decode() for _, f in stream if f[b"type"] == b"contact.erased"] == [cid]
+
+
+async def test_erasure_by_social_handle(make_api: ApiFactory) -> None:
+    api = await make_api()
+    cid = await _contact(api, {"handle": "@Jane_Doe"})
+    kept = await _contact(api, {"handle": "@bob"})
+    assert await _contacts_erased(api, "@jane_doe") == 1
+    assert (await _get(api, cid))["customer"] == {}
+    assert (await _get(api, kept))["customer"] != {}
+
+
+async def test_ids_of_expired_contacts_do_not_stall_an_erasure(
+    make_api: ApiFactory, redis: Redis
+) -> None:
+    api = await make_api()
+    engine = api.service.engines[api.tenant]
+    keys = TenantKeys(api.tenant)
+    live = await _contact(api, {"id": "crm-9"})
+    # many index entries whose contacts expired long ago
+    index = keys.customer_contacts(engine.customer_digest("crm-9"))
+    await redis.sadd(index, *[f"gone{i}" for i in range(450)])
+    erased = await engine.erase_customer(
+        engine.customer_digest("crm-9"), [engine.customer_digest("crm-9")], "er-test", batch=100
+    )
+    assert erased == 1
+    assert not await redis.exists(index)
+    assert (await _get(api, live))["customer"] == {}

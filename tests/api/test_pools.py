@@ -163,6 +163,8 @@ async def test_load_counts_held_contacts_and_answers_beside_the_caps(
 ) -> None:
     api = await make_api(BODY)
     api.clock.set_ms(MONDAY_10_CR + 5 * 60_000)
+    # the gate follows the hours on the timer loop's next tick: take it now
+    await api.service.engines[api.tenant].run_due_timers()
     await _near_agents(api, 2)
     first, second = await _chat(api), await _chat(api)  # offered to the near agents
     assert first["state"] == second["state"] == "reserved", (first, second)
@@ -309,3 +311,27 @@ async def test_the_demo_vendor_token_sees_the_offshore_pool_only(
     finally:
         await client.close()
         await drop_tenant(redis, tid)
+
+
+async def test_a_site_supervisor_gets_its_own_sites_load_only(make_api: ApiFactory) -> None:
+    """near2 is another site of near-co: its held contacts must not show in the
+    vendor load a supervisor scoped to `near` reads."""
+    body = BODY.replace(
+        '[queues.chat]\nchannel = "chat"\npools = ["inhouse", "near"]',
+        '[pools.near2]\nkind = "outsourced"\nvendor = "near-co"\n\n'
+        '[queues.chat]\nchannel = "chat"\npools = ["inhouse", "near2"]',
+    )
+    api = await make_api(body)
+    api.clock.set_ms(MONDAY_10_CR)
+    await api.service.engines[api.tenant].run_due_timers()
+    r = await api.client.put(
+        "/v1/agents/m1",
+        json={"pool": "near2", "capacity": {"chat": 1}, "status": "available"},
+        headers=api.auth("admin"),
+    )
+    assert r.status == 201, await r.text()
+    assert (await _chat(api))["state"] == "reserved"
+    admin = (await _get(api, "/v1/vendors", "admin"))["vendors"][0]
+    assert admin["pools"] == ["near", "near2"] and admin["load"]["concurrent"]["value"] == 1
+    site = (await _get(api, "/v1/vendors", "near-supervisor"))["vendors"][0]
+    assert site["pools"] == ["near"] and site["load"]["concurrent"]["value"] == 0

@@ -127,3 +127,28 @@ async def test_roles_scope_and_bad_input(make_api: ApiFactory) -> None:
         r = await _get(api, query)
         assert r.status == 400 and r.content_type == PROBLEM, (query, await r.text())
         assert (await r.json())["field"] == field, query
+
+
+async def test_a_site_supervisor_sees_its_own_site_only(make_api: ApiFactory) -> None:
+    """near-supervisor is scoped to pool `near`; `near2` is another site of the
+    same vendor, whose figures it must not get (nor derive by difference)."""
+    body = BODY.replace(
+        '[queues.chat]\nchannel = "chat"\npools = ["inhouse", "near"]',
+        '[pools.near2]\nkind = "outsourced"\nvendor = "near-co"\n\n'
+        '[queues.chat]\nchannel = "chat"\npools = ["inhouse", "near", "near2"]',
+    )
+    api = await make_api(body)
+    e = api.service.engines[api.tenant]
+    api.clock.set_ms(T0)
+    await e.upsert_agent(agent("m1", "near2", skills={}, capacity={"chat": 1}))
+    await e.set_agent_status("m1", AgentStatus.AVAILABLE)
+    r = await e.create_contact(NewContact(channel="chat", queue="chat"))
+    assert r.agent == "m1"
+    await e.accept(r.contact_id, "m1")
+    await e.complete(r.contact_id, "m1", skip_wrap_up=True)
+    await _traffic(api)  # one more, answered at the `near` site
+    full = await _ok(api, who="admin")
+    assert full["pools"] == ["near", "near2"] and full["volume"]["answered"] == 2
+    site = await _ok(api, who="near-supervisor")
+    assert site["pools"] == ["near"] and site["volume"]["answered"] == 1
+    assert site["csat"] == 4.0

@@ -116,7 +116,7 @@ def test_demo_voice_overflow_stages() -> None:
     q = load_config(DEMO).tenants["demo"].queues["billing_voice"]
     assert q.stages == (
         StageConfig(0.0, ("inhouse",), None),
-        StageConfig(30.0, ("nearshore",), None),
+        StageConfig(30.0, ("nearshore",), None, estimated_wait_s=60.0, when_unstaffed=True),
         StageConfig(90.0, ("offshore",), 2),
     )
     assert q.pools_at(0) == ("inhouse",)
@@ -452,7 +452,7 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown pool key",
         doc(pools='[pools.inhouse]\nlocaton = "x"'),
-        "pools.inhouse.locaton: unknown key; allowed keys: kind, location, name, open, vendor",
+        "pools.inhouse.locaton: unknown key; allowed keys: hours, kind, location, name, open, regions, vendor",
     ),
     # queue ids and channels
     (
@@ -653,7 +653,8 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown stage key",
         doc(queues=queue(tail=overflow('after = 30\npools = ["vendor"]'))),
-        "queues.q1.overflow[0].after: unknown key; allowed keys: after_s, min_proficiency, pools",
+        "queues.q1.overflow[0].after: unknown key; allowed keys: after_s, estimated_wait_s, "
+        "min_proficiency, pools, when_unstaffed",
     ),
     (
         "stages with pools",
@@ -825,8 +826,24 @@ CASES: list[tuple[str, str, str]] = [
     (
         "routing unknown key",
         doc(top="[routing]\nmax_missed = 3"),
-        "routing.max_missed: unknown key; allowed keys: exclusive_channels, fallback_queue, max_missed_offers, "
+        "routing.max_missed: unknown key; allowed keys: cost_currency, exchange_rates, "
+        "exclusive_channels, expected_handle_s, fallback_queue, max_missed_offers, "
         "prefer_last_agent, preferred_agent_s, presence_timeout_s, transfer_wait_s, wrap_up_s",
+    ),
+    (
+        "cost currency not a code",
+        doc(top='[routing]\ncost_currency = "euro"'),
+        "routing.cost_currency: bad currency 'euro': an ISO 4217 code, e.g. \"EUR\"",
+    ),
+    (
+        "exchange rates without a cost currency",
+        doc(top="[routing]\nexchange_rates = { USD = 0.9 }"),
+        "routing.exchange_rates: only allowed with cost_currency",
+    ),
+    (
+        "exchange rate not positive",
+        doc(top='[routing]\ncost_currency = "EUR"\nexchange_rates = { USD = 0 }'),
+        "routing.exchange_rates.USD: must be > 0 (EUR per USD)",
     ),
     (
         "max_missed_offers negative",

@@ -206,7 +206,17 @@ CASES: list[tuple[str, str, str]] = [
     (
         "unknown key",
         doc('location = "offshore"\nmax_conc = 3'),
-        f"{V}.max_conc: unknown key; allowed keys: channels, currency, hours, location, max_concurrent, max_per_day, max_per_hour, min_per_day, min_per_month, name, price_per_contact, price_per_minute, queues, region, sla_target, sla_threshold_s, timezone, visibility",
+        f"{V}.max_conc: unknown key; allowed keys: channels, currency, fail_after_timeouts, fail_pause_s, hours, location, max_concurrent, max_per_day, max_per_hour, min_per_day, min_per_month, name, price_per_contact, price_per_minute, queues, region, sla_target, sla_threshold_s, timezone, visibility",
+    ),
+    (
+        "fail_after_timeouts negative",
+        doc('location = "offshore"\nfail_after_timeouts = -1'),
+        f"{V}.fail_after_timeouts: must be >= 0",
+    ),
+    (
+        "fail_pause_s zero",
+        doc('location = "offshore"\nfail_pause_s = 0'),
+        f"{V}.fail_pause_s: must be > 0",
     ),
     (
         "location required",
@@ -406,3 +416,25 @@ pools = ["in"]
     config = load_config_text(fixed, SRC)
     assert config.tenants["a"].pools["bpo"].location is Location.OFFSHORE
     assert config.tenants["b"].pools["bpo"].location is Location.NEARSHORE
+
+
+def test_prices_in_several_currencies_need_rates() -> None:
+    second = '\n[vendors.beta]\nlocation = "nearshore"\nprice_per_contact = 2\ncurrency = "USD"\n'
+    priced = 'location = "offshore"\nprice_per_contact = 1.5\ncurrency = "EUR"' + second
+    with pytest.raises(ConfigError) as info:
+        load_config_text(doc(priced), source=SRC)
+    assert str(info.value) == (
+        f"{SRC}: routing: vendor prices are in EUR, USD: set cost_currency and "
+        "exchange_rates so routing can compare them"
+    )
+    routing = '\n[routing]\ncost_currency = "EUR"\n'
+    with pytest.raises(ConfigError) as info:
+        load_config_text(doc(priced) + routing, source=SRC)
+    assert str(info.value) == (
+        f"{SRC}: vendors.beta.currency: USD has no rate in routing.exchange_rates "
+        "(units of EUR per USD)"
+    )
+    rates = routing + "exchange_rates = { USD = 0.9 }\n"
+    tenant = load_config_text(doc(priced) + rates, source=SRC).tenants["t1"]
+    assert tenant.routing.exchange_rates == {"USD": 0.9}
+    assert tenant.vendors["beta"].fail_after_timeouts == 3

@@ -617,18 +617,19 @@ async def test_transfer_fallback_keeps_overflowing(make_engine: EngineFactory) -
 async def test_why_names_strategy_candidates_and_choice(make_engine: EngineFactory) -> None:
     clock = VirtualClock()
     eng = await make_engine(NO_PRESENCE, clock)
-    await ready_agent(eng, "a1", capacity={"chat": 1})
-    clock.advance(1)
     await ready_agent(eng, "n1", "near", capacity={"chat": 1})
+    clock.advance(1)
+    await ready_agent(eng, "a1", capacity={"chat": 1})
     clock.advance(1)
     await eng.create_contact(chat(id="c1"))
     c = await eng.get_contact("c1")
     assert c.why is not None
+    # in-house first: the vendor's agent idled longer, but its pool ranks after
     assert c.why["strategy"] == "longest_idle" and c.why["chosen"] == "a1"
     assert c.why["at"] == clock.now_ms()
     assert sorted(c.why["candidates"], key=lambda x: x["pool"]) == [
-        {"agent": "a1", "pool": "inhouse", "entry": 0, "score": 1_000_000},
-        {"agent": "n1", "pool": "near", "entry": 0, "score": 1_001_000},
+        {"agent": "a1", "pool": "inhouse", "entry": 0, "score": 1_001_000},
+        {"agent": "n1", "pool": "near", "entry": 0, "score": 1_000_000, "rank": 1},
     ]
     ev = (await events(eng))[-1]
     assert ev["type"] == "contact.reserved" and ev["agent"] == "a1"

@@ -28,6 +28,7 @@ from router.model import AgentSpec, AgentStatus, NewContact
 from ..conftest import drop_tenant
 from ..factories import BASE_BODY, tenant_toml
 from ..invariants import assert_invariants
+from .test_overflow_triggers import assert_open_stages
 
 QUEUES = [
     ("voice", "voice"),
@@ -42,9 +43,14 @@ MACHINE_BODY = (
     BASE_BODY.replace(
         "wrap_up_s = { voice = 10, chat = 0, email = 0 }",
         "wrap_up_s = { voice = 10, chat = 0, email = 0, social = 5 }",
-    ).replace(  # a vendor cap that binds: routing skips the vendor at 2 contacts
+    )
+    .replace(  # a vendor cap that binds: routing skips the vendor at 2 contacts
         'name = "Near Co"\nlocation = "nearshore"\n',
         'name = "Near Co"\nlocation = "nearshore"\nmax_concurrent = 2\n',
+    )
+    .replace(  # overflow triggers: by estimated wait, and when earlier pools are empty
+        'after_s = 30\npools = ["near"]\n',
+        'after_s = 30\npools = ["near"]\nestimated_wait_s = 20\nwhen_unstaffed = true\n',
     )
     + """
 [queues.social]
@@ -56,6 +62,7 @@ offer_timeout_s = 15
 [[queues.social.overflow]]
 after_s = 60
 pools = ["inhouse"]
+when_unstaffed = true
 """
 )
 POOLS = ["inhouse", "near", "off"]
@@ -219,6 +226,7 @@ class RoutingMachine(RuleBasedStateMachine):
         # timer loop would, then check.
         self.run(self.engine.run_due_timers())
         self.run(assert_invariants(self.redis, self.tenant))
+        self.run(assert_open_stages(self.redis, self.tenant))
 
 
 def test_routing_state_machine(redis_url: str) -> None:

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from router.clock import RealClock, VirtualClock
 from router.config import load_config
 from router.engine import Engine
-from router.errors import NoCapacity
+from router.errors import InvalidState, NoCapacity
 from router.model import AgentStatus, ContactState, NewContact
 
 from ..conftest import EngineFactory, drop_tenant, new_tenant_id
@@ -143,12 +143,17 @@ async def test_a_capped_vendor_does_not_hold_back_in_house(
         for _ in range(3)
     ]
     agents = [(await eng.get_contact(c)).agent for c in ids]
-    # one to the vendor (its cap), one in-house, and the third waits although v2 is ready
-    assert sorted(a for a in agents if a) in (["h1", "v1"], ["h1", "v2"])
-    assert agents[2] is None
+    # in-house first, one to the vendor (its cap), the third waits although v2 is ready
+    assert agents[0] == "h1" and agents[1] in ("v1", "v2") and agents[2] is None
+    await assert_invariants(redis, eng.tenant)
+    # in-house frees up: it takes the third, and says why the vendor was skipped
+    await eng.accept(ids[0], "h1")
+    await eng.complete(ids[0], "h1", "ok", skip_wrap_up=True)
+    got = await eng.get_contact(ids[2])
+    assert got.agent == "h1"
     snap = await assert_invariants(redis, eng.tenant)
-    why = json.loads(snap.contacts[ids[1]].get("why", "{}"))
-    assert {"pool": "site1", "at_cap": True} in why["candidates"]
+    why = json.loads(snap.contacts[ids[2]].get("why", "{}"))
+    assert why["chosen"] == "h1"
 
 
 async def test_supervisor_offer_is_refused_at_the_cap(
@@ -221,7 +226,7 @@ vendor = "bpo"
 
 [vendors.bpo]
 location = "offshore"
-max_concurrent = {cap}
+{caps}
 
 [queues.voice]
 channel = "voice"
@@ -286,7 +291,7 @@ async def test_cap_holds_under_four_processes(redis: Redis, redis_url: str, tmp_
     cap = 5
     tid = new_tenant_id()
     path = tmp_path / "tenant.toml"
-    path.write_text(PROC_CONFIG.format(tid=tid, cap=cap))
+    path.write_text(PROC_CONFIG.format(tid=tid, caps=f"max_concurrent = {cap}"))
     tenant = load_config(path).tenants[tid]
     engine = Engine(redis, tenant, RealClock())
     await engine.apply_config()
@@ -326,3 +331,106 @@ async def test_cap_holds_under_four_processes(redis: Redis, redis_url: str, tmp_
     assert peak == cap
     assert int(await redis.hget(engine.keys.vendor_load, "bpo") or 0) == 0
     await drop_tenant(redis, tid)
+
+
+async def test_freed_room_reaches_a_sub_queue_created_after_the_config(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    body = BODY.replace("max_concurrent = 2", "max_concurrent = 1")
+    eng = await make_engine(body, VirtualClock())
+    s1 = agent("s1", "site1", skills={"billing": 3}, capacity={"chat": 1})
+    await eng.upsert_agent(s1, AgentStatus.AVAILABLE)
+    first = (await eng.create_contact(NewContact(channel="chat", queue="chat"))).contact_id
+    assert (await eng.get_contact(first)).agent == "s1"
+    s2 = agent("s2", "site2", skills={"french": 4}, capacity={"chat": 1})
+    await eng.upsert_agent(s2, AgentStatus.AVAILABLE)
+    # a per-contact skill: a sub-queue the last config apply did not know
+    french = NewContact(channel="chat", queue="chat", skills={"french": 2})
+    second = (await eng.create_contact(french)).contact_id
+    assert (await eng.get_contact(second)).state is ContactState.QUEUED  # at the cap
+    await eng.accept(first, "s1")
+    await eng.complete(first, "s1", "ok", skip_wrap_up=True)
+    await eng.run_due_timers()  # the vendor's `v|` timer dispatches its lanes
+    got = await eng.get_contact(second)
+    assert got.state is ContactState.RESERVED and got.agent == "s2"
+    await assert_invariants(redis, eng.tenant)
+
+
+async def test_an_agent_holding_contacts_cannot_move_to_another_vendor(
+    make_engine: EngineFactory, redis: Redis
+) -> None:
+    body = BODY.replace("max_concurrent = 2", "max_concurrent = 1")
+    eng = await make_engine(body, VirtualClock())
+    caps = {"voice": 1, "chat": 1}
+    await eng.upsert_agent(agent("h", "inhouse", capacity=caps), AgentStatus.AVAILABLE)
+    held = (await eng.create_contact(NewContact(channel="voice", queue="mixed"))).contact_id
+    assert (await eng.get_contact(held)).agent == "h"
+    await eng.accept(held, "h")
+    # into the vendor's pool with an in-house contact: its cap would not see it
+    with pytest.raises(InvalidState, match="holds 1 contacts"):
+        await eng.upsert_agent(agent("h", "site1", capacity=caps), AgentStatus.AVAILABLE)
+    assert (await eng.get_agent("h")).pool == "inhouse"
+    await assert_invariants(redis, eng.tenant)
+    await eng.complete(held, "h", "ok", skip_wrap_up=True)
+    await eng.upsert_agent(agent("h", "site1", capacity=caps), AgentStatus.AVAILABLE)
+    assert (await eng.get_agent("h")).pool == "site1"
+    await assert_invariants(redis, eng.tenant)
+
+
+@pytest.mark.slow
+async def test_hourly_cap_holds_under_four_processes(
+    redis: Redis, redis_url: str, tmp_path: Path
+) -> None:
+    per_hour = 40
+    tid = new_tenant_id()
+    path = tmp_path / "tenant.toml"
+    path.write_text(PROC_CONFIG.format(tid=tid, caps=f"max_per_hour = {per_hour}"))
+    tenant = load_config(path).tenants[tid]
+    engine = Engine(redis, tenant, RealClock())
+    await engine.apply_config()
+    for i in range(24):
+        pool = "inhouse" if i % 3 == 2 else ("site1" if i % 3 == 0 else "site2")
+        spec = agent(f"a{i}", pool, capacity={"voice": 1, "chat": 2})
+        await engine.upsert_agent(spec, AgentStatus.AVAILABLE)
+    stop = tmp_path / "stop"
+    n_workers, per_worker = 4, 100
+    start = engine.clock.now_ms()
+    procs = [_spawn(redis_url, path, w, n_workers, per_worker, stop) for w in range(n_workers)]
+    try:
+        await _wait_finished(engine, n_workers * per_worker)
+    finally:
+        stop.touch()
+        outs = [p.communicate(timeout=60) for p in procs]
+    for p, (_, err) in zip(procs, outs, strict=True):
+        assert p.returncode == 0, err[-2000:]
+    snap = await assert_invariants(redis, tenant)  # no hour bucket above the cap
+    # from the stream: offers to the vendor, less those it handed back, per hour
+    kept: dict[int, int] = {}
+    offered_at: dict[str, int] = {}
+    for e in snap.events:
+        cid = e.get("contact")
+        if e["type"] == "contact.reserved" and e.get("pool") in ("site1", "site2"):
+            offered_at[str(cid)] = int(e["at"]) // 3_600_000
+            kept[offered_at[str(cid)]] = kept.get(offered_at[str(cid)], 0) + 1
+        elif e["type"] in ("contact.reservation_rejected", "contact.reservation_expired"):
+            hour = offered_at.pop(str(cid), None)
+            if hour is not None:
+                kept[hour] -= 1
+    assert max(kept.values()) == per_hour, kept  # the cap bound, and was never passed
+    hours = range(start // 3_600_000, engine.clock.now_ms() // 3_600_000 + 1)
+    assert set(kept) <= set(hours)
+    await drop_tenant(redis, tid)
+
+
+async def _wait_finished(engine: Engine, expected: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        await engine.run_due_timers()
+        states = [
+            await engine.redis.hget(k, "state")
+            async for k in engine.redis.scan_iter(match=engine.keys.contact("*"), count=1000)
+        ]
+        if len(states) >= expected and all(s in (b"completed", b"abandoned") for s in states):
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError("contacts were not all finished in time")

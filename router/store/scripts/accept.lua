@@ -26,6 +26,8 @@ must_agent(aid)
 call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'aw|' .. c.id, 'ab|' .. c.id)
 call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
 call('HSET', P .. 'a:' .. aid, 'misses', 0)
+-- a vendor that answers is not failing: its run of timeouts starts over
+if c.vend ~= '' then call('HDEL', P .. 'vfail', c.vend) end
 local fields = { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,
   'ring_ms', NOW - tonumber(c.offered) }
 local data = call('HGET', P .. 'c:' .. c.id, 'data')

@@ -18,7 +18,8 @@ ARGV[9]  expected record version ('' = any): a re-lane from a snapshot must not
 Returns  { 'created' | 'updated', status }, or { 'retry', '' } when a sub-queue
          was created meanwhile (its lanes are missing), or { 'stale', '' } when
          the record changed since ARGV[9]: nothing was changed.
-Errors   SBNOPOOL (pool not in config), SBINVALID (status, lanes, numbers)
+Errors   SBNOPOOL (pool not in config), SBINVALID (status, lanes, numbers), SBSTATE (a
+         move to a pool of another vendor while the agent holds contacts)
 Events   agent.capacity_changed (on creation and on every update), agent.status_changed
          for a new agent, contact.reservation_rejected (reason capacity_reduced) for
          pending offers beyond a reduced capacity; then contact.reserved for work it
@@ -49,6 +50,13 @@ if expect ~= '' and num(call('HGET', akey, 'ver'), 0) ~= tonumber(expect) then
 end
 local a = load_agent(aid)
 local created = a == nil
+-- The contacts an agent holds count against the vendor of the pool they were
+-- offered in; moving the agent to a pool of another vendor (or between in-house
+-- and a vendor) would let the new vendor hold more than its caps say.
+if a and pool_vendor(a.pool) ~= pool_vendor(pool) and a.tload > 0 then
+  raise('SBSTATE', 'agent ' .. aid .. ' holds ' .. a.tload .. ' contacts in pool ' .. a.pool ..
+    '; it can move to pool ' .. pool .. ' (another vendor) once they are finished or transferred')
+end
 
 -- writes
 if a then

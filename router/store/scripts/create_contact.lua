@@ -23,6 +23,9 @@ ARGV[14] held until (ms), or '': the queue is closed and holds new contacts
 ARGV[15] the queue the contact asked for, when the engine sent it elsewhere
 ARGV[16] the customer's email and phone digests, comma-separated, or '' (the erasure
          index, lib/customers.lua; router/privacy.contact_digests)
+ARGV[17] data-residency region, or '': kept in the contact's `region` field, which
+         the named-agent paths check (region_allows in lib/core.lua); queues are
+         kept right by the sub-queue of ARGV[12], whose signature includes it
          (when_closed = "overflow"), or ''
 
 Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
@@ -37,7 +40,9 @@ Returns  { contact id, state, agent id or '', queue id, duplicate 0|1, position,
          docs/architecture.md, "Estimated wait".
 Errors   SBNOQUEUE, SBINVALID (channel not served), SBQUEUEFULL, SBDUPLICATE (id taken)
 Events   contact.received, contact.queued (held_until set when held), then
-         contact.reserved if an agent is ready.
+         contact.reserved if an agent is ready; else, when the estimated wait
+         exceeds a later stage's estimated_wait_s, contact.stage_advanced
+         (reason estimated_wait) and maybe contact.reserved.
 ]]
 
 --!include lib/core.lua
@@ -58,6 +63,35 @@ local function wait_estimate(c)
   local aht = num(call('HGET', P .. 'qs:' .. base_queue(c.queue), 'aht:' .. c.channel), nil)
   if staffed == 0 or not aht then return pos, '' end
   return pos, math.floor(pos * aht / staffed + 0.5)
+end
+
+-- A queue stage with `estimated_wait_s` (field ewait of q:<queue>) opens on
+-- arrival for a contact that no agent took at once and whose estimated wait
+-- exceeds it: the contact enters the last such stage at once (one
+-- contact.stage_advanced, reason estimated_wait), its later stage timers count
+-- from its arrival as usual, and it is routed again. Returns the agent or nil.
+local function enter_by_estimate(c)
+  if c.state ~= 'queued' or string.sub(c.place, 1, 2) ~= 'w:' then return nil end
+  local qc = qcfg(c.queue)
+  local k = c.stage
+  local _, est = wait_estimate(c)
+  if est == '' then return nil end
+  for j = c.stage + 1, qc.nst - 1 do
+    local x = qc.ewait[j] or 0
+    if x > 0 and est > x then k = j end
+  end
+  if k == c.stage then return nil end
+  local from = c.stage
+  call('ZREM', P .. c.place, c.id)
+  c.stage = k
+  c.place = 'w:' .. c.queue .. ':' .. c.channel .. ':' .. k
+  call('ZADD', P .. c.place, c.score, c.id)
+  call('HSET', P .. 'c:' .. c.id, 'stage', k, 'place', c.place)
+  emit('contact.stage_advanced', cfields(c, { 'from_stage', from, 'reason', 'estimated_wait',
+    'estimated_wait_ms', est }))
+  call('ZREM', K_TIMERS, 's|' .. c.id)
+  schedule_stage(c)
+  return route_contact(c)
 end
 
 local cid, q, ch = ARGV[2], ARGV[3], ARGV[4]
@@ -107,6 +141,7 @@ local score = NOW - prio * qc.aging -- queue_score (lib/core.lua) of a contact a
 call('HSET', P .. 'c:' .. cid, 'state', 'received', 'queue', qc.id, 'channel', ch, 'stage', 0,
   'score', score, 'prio', prio, 'created', NOW, 'qentered', NOW, 'data', ARGV[6], 'cust', cust,
   'sig', sig)
+if (ARGV[17] or '') ~= '' then call('HSET', P .. 'c:' .. cid, 'region', ARGV[17]) end
 index_customer(cid, cust, ARGV[16] or '') -- what an erasure finds (lib/customers.lua)
 local c = load_contact(cid)
 emit('contact.received', cfields(c, { 'requested_queue', requested }))
@@ -129,6 +164,6 @@ else
   schedule_stage(c)
 end
 if sla_spec ~= '' then start_sla(c, sla_spec) end
-local aid = route_contact(c)
+local aid = route_contact(c) or enter_by_estimate(c)
 local pos, wait = wait_estimate(c)
 return { cid, c.state, aid or '', base_queue(c.queue), 0, pos, wait }

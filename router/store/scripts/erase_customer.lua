@@ -6,8 +6,10 @@ contact keeps its routing state, times, queue, agent and pool, so the
 anonymous metrics stay; it loses its customer, subject, preview, attributes
 and external id (its record's `data`), its conversation timeline and its
 thread keys, and its customer digest. The customer's last-agent key `cl:` and
-the index sets go too. At most ARGV[3] contacts per run, each whole: the
-caller runs it again while `left` > 0.
+the index sets go too. At most ARGV[3] index entries per run (each contact
+whole; ids of expired contacts count too, so a run stays short): the caller
+runs it again while `left` > 0. A contact erased once (field `erased`) is
+skipped, so one found under two identities counts once.
 
 KEYS[1]  sb:{tenant}:meta
 ARGV[1]  now (ms)
@@ -40,17 +42,21 @@ local function scrubbed(data)
 end
 
 local done = 0
+local popped = 0 -- every id popped counts against the batch: expired ones too
 local left = 0
 for i = 5, #ARGV do
   local ix = P .. 'cx:' .. ARGV[i]
-  while done < batch do
+  while popped < batch do
     local cid = call('SPOP', ix)
     if not cid then break end
+    popped = popped + 1
     local ckey = P .. 'c:' .. cid
-    if call('EXISTS', ckey) == 1 then
+    -- a contact found under two identities (id and email), or erased before,
+    -- is erased once
+    if call('EXISTS', ckey) == 1 and call('HEXISTS', ckey, 'erased') == 0 then
       local data = call('HGET', ckey, 'data')
       local clean = data and scrubbed(data) or cmsgpack.pack({ erased = NOW })
-      call('HSET', ckey, 'data', clean, 'cust', '')
+      call('HSET', ckey, 'data', clean, 'cust', '', 'erased', erasure)
       call('DEL', P .. 'tl:' .. cid)
       for k in string.gmatch(str(call('HGET', ckey, 'threads')), '[^,]+') do
         call('DEL', P .. k)

@@ -12,6 +12,16 @@ Timer members of sb:{tenant}:timers (score = due ms):
   q|<contact>  its closed queue opens: hold:<queue> -> waiting (contact.released)
   v|<vendor>   the vendor has room under its max_concurrent again: its lanes
                (field lanes:<vendor> of vend) are dispatched (contact.reserved)
+  u|<queue>:<channel>  the last agent of a pool left the lane's staffing: a
+               `when_unstaffed` stage may have opened, the lane is dispatched
+               (contact.reserved; lib/core.lua open_stage)
+  g|<pool>     the pool's gate closed: the lanes of every queue with a
+               `when_unstaffed` stage after the pool's first stage are dispatched
+               (contact.reserved). Walks the tenant's queues (queues, subqueues)
+  vp|<vendor>  a new hour or day after the vendor reached max_per_hour or
+               max_per_day: its lanes are dispatched the same way
+  vr|<vendor>  the pause of a failing vendor is over: its pools' `failing`
+               cause is cleared (pool.gate_changed) and `v|` is set
   aw|<contact> answer SLA warning   (sla.warning)   - while not answered (queued, reserved)
   ab|<contact> answer SLA breach    (sla.breached)
   fw|<contact> first-response SLA warning (sla.warning)  - while no response was recorded
@@ -46,6 +56,8 @@ local function expire_offer(c)
   if c.state ~= 'reserved' or num(c.deadline, NOW + 1) > NOW then return end
   local a = load_agent(c.agent)
   if not a then return end
+  local v = pool_vendor(c.pool)
+  if v ~= '' then vendor_timed_out(c, v) end
   requeue(c, a, 'contact.reservation_expired', 'timeout', true)
   route_contact(c)
   route_agent(a)
@@ -181,8 +193,38 @@ local function sla_due(c, k, level)
   escalate(c, kind, level)
 end
 
--- Most offers one `v|` timer makes before it is scheduled again.
+-- Most offers one `v|` (or `u|`, `g|`) timer makes before it is scheduled again.
 local VENDOR_DISPATCH = 64
+
+-- The lanes 'queue:channel,...' of every routing queue (configured queues and
+-- sub-queues) where pool `p` comes before a `when_unstaffed` stage: its
+-- closing may open that stage. One read per queue of the tenant, on a gate
+-- change only.
+local function unstaffed_lanes(p)
+  local ids = call('SMEMBERS', P .. 'queues')
+  local subs = call('HKEYS', P .. 'subqueues')
+  for i = 1, #subs do ids[#ids + 1] = subs[i] end
+  local out = {}
+  for i = 1, #ids do
+    local qc = qcfg(ids[i])
+    if qc and not qc.moved and qc.any_unst then
+      local fs = nil
+      for _, pe in ipairs(qc.pools) do
+        if pe[1] == p then fs = pe[2] end
+      end
+      local later = false
+      if fs then
+        for k = fs + 1, qc.nst - 1 do
+          if qc.unst[k] then later = true end
+        end
+      end
+      if later then
+        for ch in string.gmatch(qc.chans, '[^,]+') do out[#out + 1] = qc.id .. ':' .. ch end
+      end
+    end
+  end
+  return table.concat(out, ',')
+end
 
 -- Apply one popped timer member.
 local function apply(m)
@@ -191,9 +233,21 @@ local function apply(m)
     presence_lost(id)
     return
   end
-  if kind == 'v' then
+  if kind == 'vr' then
+    vendor_recovered(id)
+    return
+  end
+  if kind == 'v' or kind == 'vp' then
     -- bounded like one timer batch; if that many offers were made, come back
     if dispatch_lanes(vend_field('lanes:' .. id), VENDOR_DISPATCH) >= VENDOR_DISPATCH then
+      call('ZADD', K_TIMERS, NOW, m)
+    end
+    return
+  end
+  if kind == 'u' or kind == 'g' then
+    -- a `when_unstaffed` stage may have opened: bounded like `v|`
+    local lanes = kind == 'u' and id or unstaffed_lanes(id)
+    if lanes ~= '' and dispatch_lanes(lanes, VENDOR_DISPATCH) >= VENDOR_DISPATCH then
       call('ZADD', K_TIMERS, NOW, m)
     end
     return

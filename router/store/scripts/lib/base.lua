@@ -61,7 +61,7 @@ local function qcfg(q)
   local c = QC[q]
   if c == nil then
     local v = call('HMGET', P .. 'q:' .. q, 'chans', 'nst', 'after', 'pools', 'aging', 'offer',
-      'strat', 'max', 'full', 'ovq', 'wrap', 'moved')
+      'strat', 'max', 'full', 'ovq', 'wrap', 'moved', 'ewait', 'unst')
     if not v[1] then
       QC[q] = false
       return false
@@ -69,11 +69,24 @@ local function qcfg(q)
     c = {
       id = q, chans = v[1], nst = tonumber(v[2]), aging = tonumber(v[5]), offer = tonumber(v[6]),
       strat = v[7], max = num(v[8], 0), full = str(v[9]), ovq = str(v[10]),
-      after = {}, pools = {}, wrap = {}, moved = nil,
+      after = {}, pools = {}, wrap = {}, moved = nil, ewait = {}, unst = {}, any_unst = false,
     }
     local i = 0
     for s in string.gmatch(v[3], '[^,]+') do
       c.after[i] = tonumber(s)
+      i = i + 1
+    end
+    -- early-opening triggers per stage: ewait[k] ms (0 = none), unst[k] true
+    -- (lib/core.lua open_stage; create_contact's estimated-wait entry)
+    i = 0
+    for s in string.gmatch(str(v[13]), '[^,]+') do
+      c.ewait[i] = tonumber(s)
+      i = i + 1
+    end
+    i = 0
+    for s in string.gmatch(str(v[14]), '[^,]+') do
+      c.unst[i] = s == '1'
+      if s == '1' then c.any_unst = true end
       i = i + 1
     end
     for p, s in string.gmatch(v[4], '([^,=]+)=(%d+)') do
@@ -120,7 +133,7 @@ end
 -- contacts ----------------------------------------------------------------
 
 local CF = { 'state', 'queue', 'channel', 'stage', 'score', 'prio', 'created', 'qentered', 'agent',
-  'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered', 'sig' }
+  'place', 'pref', 'deadline', 'assigned', 'pool', 'wrapat', 'cust', 'offered', 'sig', 'dv', 'vend' }
 
 -- One table per contact and per agent within a script run: every function
 -- that changes one sees the others' changes (two copies of the same agent

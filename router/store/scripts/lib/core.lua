@@ -75,10 +75,13 @@ end
 -- that lane, busy or not (the wait estimate of create_contact counts them). It
 -- changes only with the status or the lanes (set_status and forget_lanes set
 -- a.restaff), so charging and releasing an agent cost no extra command.
+local restaff_pool -- defined below, with open_stage
 local function restaff(a, lanes)
   local on = a.status == 'available'
   for i = 1, #lanes do
-    call(on and 'SADD' or 'SREM', P .. 'sa:' .. lanes[i].lane, a.id)
+    if call(on and 'SADD' or 'SREM', P .. 'sa:' .. lanes[i].lane, a.id) == 1 then
+      restaff_pool(lanes[i].lane, a.pool, on and 1 or -1)
+    end
   end
   a.restaff = nil
 end
@@ -105,7 +108,9 @@ local function unsync_agent(a)
   local lanes = agent_lanes(a)
   for i = 1, #lanes do
     call('ZREM', P .. 'r:' .. lanes[i].lane .. ':' .. lanes[i].e .. ':' .. a.pool, a.id)
-    call('SREM', P .. 'sa:' .. lanes[i].lane, a.id)
+    if call('SREM', P .. 'sa:' .. lanes[i].lane, a.id) == 1 then
+      restaff_pool(lanes[i].lane, a.pool, -1)
+    end
   end
 end
 
@@ -125,8 +130,56 @@ local function gate_pool(p, open, cause, reason)
   if changed then
     emit('pool.gate_changed', { 'pool', p, 'open', now_open and 1 or 0, 'reason', reason,
       'cause', cause })
+    -- a closing may open `when_unstaffed` stages of its queues: the `g|` timer
+    -- offers their waiting contacts to those stages' ready agents (timers.lua)
+    if not now_open then call('ZADD', K_TIMERS, NOW, 'g|' .. p) end
   end
   return now_open, changed
+end
+
+-- overflow triggers ----------------------------------------------------------
+-- A stage with `when_unstaffed` (field unst of q:<queue>) opens at once, for
+-- every waiting contact of a lane, while each pool of the earlier stages is
+-- closed or has no agent signed in as available on the lane. sp:<queue>:<ch>
+-- counts, per pool, the agents of sa:<queue>:<ch> (kept by restaff and
+-- unsync_agent, only when SADD/SREM changed membership), so the test costs one
+-- HGET per open pool of the earlier stages. The contact keeps its stage:
+-- routing widens (find_agent, find_contact), and narrows again as soon as
+-- the earlier pools are back.
+
+-- One agent of `pool` joined (+1) or left (-1) the staffing of `lane`. The
+-- last one leaving may open a `when_unstaffed` stage: the `u|<lane>` timer
+-- dispatches the lane (timers.lua).
+restaff_pool = function(lane, pool, delta)
+  local key = P .. 'sp:' .. lane
+  if call('HINCRBY', key, pool, delta) > 0 then return end
+  call('HDEL', key, pool)
+  local qc = qcfg(string.match(lane, '^(.+):[^:]+$'))
+  if qc and qc.any_unst then call('ZADD', K_TIMERS, NOW, 'u|' .. lane) end
+end
+
+-- The stage a contact at `stage` of `lane` is routed at: its own, or the last
+-- `when_unstaffed` stage whose earlier pools are all closed or unstaffed.
+local function open_stage(qc, lane, stage)
+  if not qc.any_unst then return stage end
+  local best = stage
+  for j = 1, qc.nst - 1 do
+    for _, pe in ipairs(qc.pools) do
+      if pe[2] == j - 1 and pool_open(pe[1])
+        and num(call('HGET', P .. 'sp:' .. lane, pe[1]), 0) > 0 then
+        return best
+      end
+    end
+    if qc.unst[j] and j > best then best = j end
+  end
+  return best
+end
+
+-- The first stage whose waiting set an agent entering `lane` at stage `e` may
+-- read: 0 while a `when_unstaffed` stage at or before `e` is open, else `e`.
+local function read_from(qc, lane, e)
+  if e > 0 and qc.any_unst and open_stage(qc, lane, 0) >= e then return 0 end
+  return e
 end
 
 -- vendor caps --------------------------------------------------------------
@@ -163,27 +216,122 @@ local function vendor_load(v)
   return n
 end
 
--- Whether pool p may take one more contact under its vendor's cap (a pool
--- without a vendor, or a vendor without max_concurrent, always may).
+-- The vendor's clock hour and day: whole hours and days since the epoch in its
+-- time zone, from the UTC offset in force (`off:<vendor>`, kept current by the
+-- engine, router/vendor_state.py). vh:<vendor>:<hour> and vd:<vendor>:<day>
+-- count the contacts offered to its agents in that hour and day and not handed
+-- back (a reject, a timeout or an agent leaving hands one back).
+local HOUR_MS, DAY_MS = 3600000, 86400000
+local function vendor_periods(v)
+  local local_now = NOW + num(vend_field('off:' .. v), 0)
+  return math.floor(local_now / HOUR_MS), math.floor(local_now / DAY_MS)
+end
+
+local PERIOD_COUNT = {}
+local function period_count(key)
+  local n = PERIOD_COUNT[key]
+  if n == nil then
+    n = num(call('GET', key), 0)
+    PERIOD_COUNT[key] = n
+  end
+  return n
+end
+
+-- Whether the vendor is under its max_per_hour and max_per_day now.
+local function vendor_period_room(v)
+  local hcap, dcap = num(vend_field('hcap:' .. v), 0), num(vend_field('dcap:' .. v), 0)
+  if hcap == 0 and dcap == 0 then return true end
+  local hour, day = vendor_periods(v)
+  if hcap > 0 and period_count(P .. 'vh:' .. v .. ':' .. hour) >= hcap then return false end
+  if dcap > 0 and period_count(P .. 'vd:' .. v .. ':' .. day) >= dcap then return false end
+  return true
+end
+
+-- Whether pool p may take one more contact under its vendor's caps (a pool
+-- without a vendor, or a vendor without caps, always may).
 local function pool_has_room(p)
   local v = pool_vendor(p)
   if v == '' then return true end
   local cap = vendor_cap(v)
-  return cap == 0 or vendor_load(v) < cap
+  if cap > 0 and vendor_load(v) >= cap then return false end
+  return vendor_period_room(v)
+end
+
+-- data residency: whether pool p may serve a contact tagged `region` ('' = untagged).
+-- `rg:<pool>` in vend (router/store/vendor_fields.py) is "*" (every region) or
+-- ",eu,us,"; a pool without the field serves no tagged contact. Queues need no
+-- check (a tagged contact's sub-queue has lanes for allowed pools only); the
+-- named-agent paths (aw:) do.
+local function region_allows(p, region)
+  if region == nil or region == '' then return true end
+  local rg = vend_field('rg:' .. p)
+  return rg == '*' or string.find(rg, ',' .. region .. ',', 1, true) ~= nil
+end
+
+-- A pool's place in the order of pools open to a contact: 0 for in-house
+-- pools and vendors without a rank, else the vendor's rank (1 = first), set by
+-- the engine from commitments and prices (router/vendor_state.py).
+local function pool_rank(p)
+  return num(vend_field('rank:' .. p), 0)
+end
+
+-- Count an offer in the vendor's hour (only when it has max_per_hour) and day
+-- (always: the day counts are its volume against its commitment). At a cap,
+-- the `vp|` timer is set for the next hour or day, when the vendor has room.
+local function count_period(v)
+  local hour, day = vendor_periods(v)
+  local off = num(vend_field('off:' .. v), 0)
+  local hcap, dcap = num(vend_field('hcap:' .. v), 0), num(vend_field('dcap:' .. v), 0)
+  local per = tostring(day)
+  if hcap > 0 then
+    local hkey = P .. 'vh:' .. v .. ':' .. hour
+    local n = call('INCR', hkey)
+    PERIOD_COUNT[hkey] = n
+    if n == 1 then call('PEXPIRE', hkey, 2 * HOUR_MS) end
+    if n == hcap then call('ZADD', K_TIMERS, 'LT', (hour + 1) * HOUR_MS - off, 'vp|' .. v) end
+    per = per .. ':' .. hour
+  end
+  local dkey = P .. 'vd:' .. v .. ':' .. day
+  local n = call('INCR', dkey)
+  PERIOD_COUNT[dkey] = n
+  if n == 1 then call('PEXPIRE', dkey, 40 * DAY_MS) end
+  if n == dcap then call('ZADD', K_TIMERS, 'LT', (day + 1) * DAY_MS - off, 'vp|' .. v) end
+  return per
+end
+
+-- A contact handed back by the vendor's agent no longer counts in the hour and
+-- day it was counted in (`vper` = "<day>[:<hour>]").
+local function uncount_period(c)
+  local ckey = P .. 'c:' .. c.id
+  local v, per = unpack(call('HMGET', ckey, 'vend', 'vper'))
+  if not v or not per then return end
+  call('HDEL', ckey, 'vper')
+  local day, hour = string.match(per, '^(%d+):?(%d*)$')
+  if not day then return end
+  local n = call('DECR', P .. 'vd:' .. v .. ':' .. day)
+  PERIOD_COUNT[P .. 'vd:' .. v .. ':' .. day] = n
+  if hour ~= '' then
+    local hkey = P .. 'vh:' .. v .. ':' .. hour
+    n = call('DECR', hkey)
+    PERIOD_COUNT[hkey] = n
+  end
 end
 
 local function vendor_charge(a, c)
   local v = pool_vendor(a.pool)
   if v == '' then return end
   VLOAD[v] = call('HINCRBY', P .. 'vload', v, 1)
-  call('HSET', P .. 'c:' .. c.id, 'vend', v)
+  call('HSET', P .. 'c:' .. c.id, 'vend', v, 'vper', count_period(v))
+  c.vend = v
 end
 
 local function vendor_release(c)
   local ckey = P .. 'c:' .. c.id
-  local v = str(call('HGET', ckey, 'vend'))
+  local v = c.vend
+  if v == nil then v = str(call('HGET', ckey, 'vend')) end
   if v == '' then return end
-  call('HDEL', ckey, 'vend')
+  c.vend = ''
+  call('HDEL', ckey, 'vend', 'vper')
   local n = call('HINCRBY', P .. 'vload', v, -1)
   VLOAD[v] = n
   local cap = vendor_cap(v)
@@ -192,6 +340,74 @@ local function vendor_release(c)
     -- ready agents what waited meanwhile (timers.lua)
     call('ZADD', K_TIMERS, NOW, 'v|' .. v)
   end
+end
+
+-- failing vendors ----------------------------------------------------------
+-- A vendor whose agent lets an offer time out is skipped for that contact from
+-- then on, if its queue has other pools (field `dv` of the contact:
+-- ",<vendor>,...", and the set vdc:<vendor> of such contacts, which a freed
+-- agent of the vendor looks past), so a silent vendor costs one contact one
+-- offer timeout at most. vfail counts the vendor's
+-- timeouts in a row (an accept clears it); at the contract's `fail_after`
+-- (field `fail:<vendor>` = "<timeouts>:<pause ms>") its pools close with cause
+-- `failing` until the `vr|` timer reopens them after the pause.
+local function vendor_declined(c, v)
+  return c.dv ~= '' and string.find(c.dv, ',' .. v .. ',', 1, true) ~= nil
+end
+
+local function vendor_pools(v)
+  local out = {}
+  for p in string.gmatch(vend_field('pools:' .. v), '[^,]+') do out[#out + 1] = p end
+  return out
+end
+
+-- Whether c's queue has a pool (at any stage) not run by vendor v nor by a
+-- vendor c already skips: only then does skipping v lead anywhere. A contact
+-- whose queue has no such pool keeps waiting for v.
+local function elsewhere_than(c, v)
+  local qc = qcfg(c.queue)
+  if not qc then return false end
+  for _, pe in ipairs(qc.pools) do
+    local pv = pool_vendor(pe[1])
+    if pv == '' or (pv ~= v and not vendor_declined(c, pv)) then return true end
+  end
+  return false
+end
+
+-- The offer of c to an agent of vendor v timed out (before c is requeued).
+local function vendor_timed_out(c, v)
+  if not vendor_declined(c, v) and elsewhere_than(c, v) then
+    c.dv = (c.dv == '' and ',' or c.dv) .. v .. ','
+    call('HSET', P .. 'c:' .. c.id, 'dv', c.dv)
+    call('SADD', P .. 'vdc:' .. v, c.id)
+  end
+  local after, pause = string.match(vend_field('fail:' .. v), '^(%d+):(%d+)$')
+  after = tonumber(after) or 0
+  if after == 0 then return end
+  if call('HINCRBY', P .. 'vfail', v, 1) < after then return end
+  call('HDEL', P .. 'vfail', v)
+  local pools = vendor_pools(v)
+  for i = 1, #pools do gate_pool(pools[i], false, 'failing', 'vendor_failing') end
+  call('ZADD', K_TIMERS, NOW + tonumber(pause), 'vr|' .. v)
+end
+
+-- The failing pause of vendor v is over: its pools reopen (unless another cause
+-- holds them) and what waited on its lanes is offered (`v|`).
+local function vendor_recovered(v)
+  local any = false
+  local pools = vendor_pools(v)
+  for i = 1, #pools do
+    if gate_pool(pools[i], true, 'failing', 'vendor_recovered') then any = true end
+  end
+  if any then call('ZADD', K_TIMERS, NOW, 'v|' .. v) end
+end
+
+-- Forget the contact's vendor declines (it finished, or moves to a new queue).
+local function forget_vendor_declines(c)
+  if c.dv == '' then return end
+  for v in string.gmatch(c.dv, '[^,]+') do call('SREM', P .. 'vdc:' .. v, c.id) end
+  call('HDEL', P .. 'c:' .. c.id, 'dv')
+  c.dv = ''
 end
 
 local function charge(a, c)
@@ -363,6 +579,7 @@ local function detach(c, holder)
   local decl = call('SMEMBERS', dkey)
   for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
   call('DEL', dkey)
+  forget_vendor_declines(c)
   if holder then release(holder, c) end
 end
 
@@ -417,28 +634,42 @@ end
 -- routing -----------------------------------------------------------------
 
 -- Best ready agent for a waiting contact: the heads of r:<q>:<ch>:<e>:<pool>
--- for every open pool and entry stage e <= the contact's stage.
+-- for every open pool and entry stage e <= the contact's stage, or the later
+-- `when_unstaffed` stage open for it (open_stage).
 local function find_agent(c)
   local qc = qcfg(c.queue)
   if not qc then return nil end
+  -- a `when_unstaffed` stage may be open for it already (open_stage)
+  local st = open_stage(qc, c.queue .. ':' .. c.channel, c.stage)
   local dkey = P .. 'dc:' .. c.id
   local nd = call('SCARD', dkey)
   if nd > DECLINE_SCAN then nd = DECLINE_SCAN end
-  local best, bestscore, bestpool
+  local best, bestscore, bestpool, bestrank
   local seen = {}
   for _, pe in ipairs(qc.pools) do
     local p, fs = pe[1], pe[2]
-    if fs <= c.stage then
-      if pool_open(p) and pool_has_room(p) then
-        for e = fs, c.stage do
+    if fs <= st then
+      local pv = pool_vendor(p)
+      if pv ~= '' and vendor_declined(c, pv) then
+        -- an offer of this contact to the vendor timed out: it moves on
+        seen[#seen + 1] = { pool = p, vendor_timed_out = true }
+      elseif pool_open(p) and pool_has_room(p) then
+        local rank = pool_rank(p)
+        for e = fs, st do
           local items = call('ZRANGE', P .. 'r:' .. c.queue .. ':' .. c.channel .. ':' .. e .. ':' .. p,
             0, nd, 'WITHSCORES')
           for j = 1, #items, 2 do
             local aid = items[j]
             if nd == 0 or not declined_by(c.id, aid) then
               local sc = tonumber(items[j + 1])
-              seen[#seen + 1] = { agent = aid, pool = p, entry = e, score = sc }
-              if not best or sc < bestscore then best, bestscore, bestpool = aid, sc, p end
+              -- rank only for ranked (vendor) pools: nil leaves the key out
+              seen[#seen + 1] = { agent = aid, pool = p, entry = e, score = sc,
+                rank = rank > 0 and rank or nil }
+              -- the pool's rank first (in-house, then vendors by commitment and
+              -- cost), then the agent's score within it
+              if not best or rank < bestrank or (rank == bestrank and sc < bestscore) then
+                best, bestscore, bestpool, bestrank = aid, sc, p, rank
+              end
               break
             end
           end
@@ -446,7 +677,7 @@ local function find_agent(c)
       elseif not pool_open(p) then
         seen[#seen + 1] = { pool = p, closed = true }
       else
-        -- its vendor holds max_concurrent contacts: skipped like a closed pool
+        -- its vendor is at a cap (concurrent, hour, day): skipped like a closed pool
         seen[#seen + 1] = { pool = p, at_cap = true }
       end
     end
@@ -486,7 +717,8 @@ local function route_contact(c)
   if string.sub(c.place, 1, 3) == 'aw:' then
     -- waiting for one named agent (preferred agent, transfer to agent)
     local a = load_agent(c.pref)
-    if a and pool_open(a.pool) and pool_has_room(a.pool) then
+    if a and pool_open(a.pool) and pool_has_room(a.pool)
+      and region_allows(a.pool, str(call('HGET', P .. 'c:' .. c.id, 'region'))) then
       local cap, load = capload(a, c.channel)
       if ready_on(a, c.channel, cap, load) then
         offer(c, a, why_json('preferred_agent', 'named agent is ready', a.id, {}))
@@ -504,7 +736,8 @@ local function route_contact(c)
 end
 
 -- Best waiting contact for an agent: the head of aw:<agent>, else the best
--- score across the heads of w:<q>:<ch>:<k> for each lane and k >= entry stage.
+-- score across the heads of w:<q>:<ch>:<k> for each lane and k >= entry stage
+-- (k >= 0 while a `when_unstaffed` stage lets the agent in early: read_from).
 local function find_contact(a)
   if a.status ~= 'available' or not pool_open(a.pool) or not pool_has_room(a.pool) then
     return nil
@@ -521,12 +754,17 @@ local function find_contact(a)
   end
   local direct = call('ZRANGE', P .. 'aw:' .. a.id, 0, 7)
   for i = 1, #direct do
-    local ch = call('HGET', P .. 'c:' .. direct[i], 'channel')
-    if ch and ok_on(ch) then
+    local v = call('HMGET', P .. 'c:' .. direct[i], 'channel', 'region')
+    local ch = v[1]
+    if ch and ok_on(ch) and region_allows(a.pool, str(v[2])) then
       return direct[i], 'named agent', {}
     end
   end
   local nd = call('SCARD', P .. 'ad:' .. a.id)
+  local av = pool_vendor(a.pool)
+  local nv = 0
+  if av ~= '' then nv = call('SCARD', P .. 'vdc:' .. av) end
+  nd = nd + nv
   if nd > DECLINE_SCAN then nd = DECLINE_SCAN end
   local lanes = agent_lanes(a)
   local best, bestscore
@@ -536,11 +774,12 @@ local function find_contact(a)
     if ok_on(lanes[i].ch) then
       local qc = qcfg(q)
       if qc then
-        for k = lanes[i].e, qc.nst - 1 do
+        for k = read_from(qc, lane, lanes[i].e), qc.nst - 1 do
           local items = call('ZRANGE', P .. 'w:' .. lane .. ':' .. k, 0, nd, 'WITHSCORES')
           for j = 1, #items, 2 do
             local cid = items[j]
-            if nd == 0 or not declined_by(cid, a.id) then
+            if nd == 0 or not (declined_by(cid, a.id)
+                or (nv > 0 and call('SISMEMBER', P .. 'vdc:' .. av, cid) == 1)) then
               local sc = tonumber(items[j + 1])
               seen[#seen + 1] = { contact = cid, queue = q, stage = k, score = sc }
               -- ties across lanes go to the lower contact id, as within a lane (the
@@ -580,6 +819,7 @@ local function finish(c)
   local decl = call('SMEMBERS', dkey)
   for i = 1, #decl do call('SREM', P .. 'ad:' .. decl[i], c.id) end
   call('DEL', dkey)
+  forget_vendor_declines(c)
   call('PEXPIRE', ckey, meta().ret)
   -- the conversation's timeline and thread index keys go with the contact
   call('PEXPIRE', P .. 'tl:' .. c.id, meta().ret)
@@ -596,6 +836,7 @@ local release_reservations -- defined below; requeue and it call each other
 local function requeue(c, a, etype, reason, is_miss)
   local from = c.agent
   call('ZREM', K_TIMERS, 'o|' .. c.id)
+  uncount_period(c)
   release(a, c)
   if is_miss then
     -- skip this agent next time: it declined, or did not answer
@@ -683,11 +924,13 @@ local function complete_now(c, a, disposition)
   -- whether this wait had a recorded first response, as of now: a reopen clears
   -- the contact's `responded` before the metrics read this event
   local responded = call('HEXISTS', ckey, 'responded')
-  call('HSET', ckey, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
   if c.assigned ~= '' and c.agent ~= '' then
     -- who handled this conversation: a survey that comes after a reopen is
     -- still credited to them (survey.lua)
-    call('HSET', ckey, 'done_agent', c.agent, 'done_pool', c.pool)
+    call('HSET', ckey, 'state', 'completed', 'completed', NOW, 'disposition', disposition,
+      'done_agent', c.agent, 'done_pool', c.pool)
+  else
+    call('HSET', ckey, 'state', 'completed', 'completed', NOW, 'disposition', disposition)
   end
   c.state = 'completed'
   emit('contact.completed', cfields(c, { 'agent', c.agent, 'pool', c.pool,

@@ -5,6 +5,7 @@ erase_customer.lua) reads. Each identity of a contact's customer names a set
   - its id: the engine's `cust` digest (sha256 of the id, 32 hex), as in `cl:`;
   - its email: sha1hex('email:' .. lowercase email);
   - its phone: sha1hex('phone:' .. its digits), for 7 digits or more.
+  - its social handle: sha1hex('handle:' .. lowercase handle);
 The email and phone digests are computed by the engine (router/privacy.py
 contact_digests) and passed in, so creating a contact never unpacks its record;
 router/api/customers.py computes the same digests to find the sets. A set lives CX_EXTRA_MS

@@ -23,10 +23,11 @@ local function dispatch_lanes(lanes, limit)
           if route_contact(c) then
             made = made + 1
           else
-            -- nobody for this one: if nobody declined it, nobody is ready at this
-            -- stage at all, so the rest of the stage can wait
+            -- nobody for this one: if nobody (agent or vendor) declined it, nobody
+            -- is ready at this stage at all, so the rest of the stage can wait
             skip = skip + 1
-            if skip >= DECLINE_SCAN or call('EXISTS', P .. 'dc:' .. c.id) == 0 then
+            if skip >= DECLINE_SCAN
+                or (c.dv == '' and call('EXISTS', P .. 'dc:' .. c.id) == 0) then
               k = k - 1
               skip = 0
             end

@@ -1477,7 +1477,8 @@ def _metrics_schemas() -> dict[str, JSON]:
     pool_live: JSON = {
         "title": {"type": "string"},
         "kind": {"type": "string", "enum": ["inhouse", "outsourced"]},
-        "vendor": {"type": ["string", "null"]},
+        "vendor": {"type": ["string", "null"], "description": "a vendor id"},
+        "vendor_name": {"type": ["string", "null"], "description": "the vendor's name"},
         "location": {"type": ["string", "null"]},
         "agents": _closed({"available": count, "away": count, "offline": count}),
         **pool_figures,

@@ -388,7 +388,9 @@
     setText(view.qid, p.title && p.title !== view.id ? view.id : "");
     const c = view.cells;
     const outsourced = p.kind === "outsourced";
-    const runBy = outsourced ? [p.vendor || "vendor", p.location].filter(Boolean).join(", ") : "in-house";
+    const runBy = outsourced
+      ? [p.vendor_name || p.vendor || "vendor", p.location].filter(Boolean).join(", ")
+      : "in-house";
     setText(c.runby, runBy);
     const agents = p.agents || {};
     setText(c.available, fmtCount(agents.available));

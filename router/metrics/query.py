@@ -195,6 +195,7 @@ async def snapshot(
             "title": p.name or p.id,
             "kind": p.kind.value,
             "vendor": p.vendor,
+            "vendor_name": _vendor_name(t, p.vendor),
             "location": None if p.location is None else p.location.value,
             "agents": by_status.get(p.id, {"available": 0, "away": 0, "offline": 0}),
             **d.pool_figures(per_pool.get(p.id, {})),
@@ -275,3 +276,8 @@ async def totals(engine: Engine) -> tuple[dict[str, dict[str, int]], dict[str, d
     """Counters since the beginning, per queue and per pool (Prometheus)."""
     raw = await engine.redis.hgetall(TenantKeys(engine.tenant.id).metrics_totals)
     return d.split_counters({_s(k): int(v) for k, v in raw.items()})
+
+
+def _vendor_name(tenant: TenantConfig, vendor: str | None) -> str | None:
+    v = None if vendor is None else tenant.vendors.get(vendor)
+    return None if v is None else v.name or v.id

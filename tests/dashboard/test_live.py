@@ -25,7 +25,8 @@ async def test_the_wall_display_follows_contacts_and_highlights_the_breach(
         "#pools tbody tr", "rs => rs.map(r => r.dataset.pool)"
     )
     assert pools == ["inhouse", "near"]
-    assert await tab.page.text_content("tr[data-pool='near'] td.runby") == "Near Co, nearshore"  # the vendor's name
+    runby = await tab.page.text_content("tr[data-pool='near'] td.runby")
+    assert runby == "Near Co, nearshore"  # the vendor's name
 
     for _ in range(3):
         await live.post_contact("chat")

@@ -51,7 +51,7 @@ from .derive import DEFAULT_SL_THRESHOLD_S, derive_toml
 from .held_scripts import HeldScripts
 from .html_report import OneLineParser, render_html
 from .report import Counts, Outcome, build_report, merge_shifts
-from .segments import merge_results, replay_segments, split_points
+from .segments import merge_results, replay_segments, split_points, splittable
 from .trace import FormatError, Roster, TraceContact, read_roster, read_trace
 
 # 2024-01-01T00:00:00Z: trace time 0 on the engine clock (calendars see a real date).
@@ -379,7 +379,7 @@ async def run_virtual(
     """The virtual replay of the CLI: in segments on --jobs processes when the roster
     has quiet stretches to split at (loadtests/segments.py), else in one run."""
     jobs = args.jobs if args.jobs > 0 else os.cpu_count() or 1
-    if jobs < 2 or not split_points(contacts, roster):
+    if jobs < 2 or not splittable(tenant) or not split_points(contacts, roster):
         async with redis_for(args.redis_url) as r:
             sim = await replay_virtual(
                 r,

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from router.config import load_config_text
+from router.config.model import TenantConfig
 from router.server.embedded import EmbeddedValkey
 from router.store.connection import connect
 
@@ -49,6 +50,13 @@ from .report import Counts, Outcome, merge_shifts
 from .trace import Roster, TraceContact
 
 MIN_GAP_S = 1800.0  # a shorter all-off stretch (a break) is not worth a segment
+
+
+def splittable(tenant: TenantConfig) -> bool:
+    """Whether segments can run apart and still equal the sequential replay: not
+    with vendor contracts, whose hour and day counts, commitments and runs of
+    timeouts carry across a quiet stretch (a vendor's day need not end there)."""
+    return not tenant.vendors
 
 
 def split_points(contacts: Sequence[TraceContact], roster: Roster) -> list[float]:

@@ -15,11 +15,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .keys import TenantKeys
+from .loops import Outage
+from .store.cluster import read_sharded, transaction
 
 log = logging.getLogger("switchboard.config")
 
@@ -29,7 +32,7 @@ OnChange = Callable[[str, int, str, str], Awaitable[None]]  # tenant, version, s
 async def publish(redis: Redis, tenant: str, source: str, text: str) -> int:
     """Store the tenant's applied config text and tell every process; returns its version."""
     k = TenantKeys(tenant)
-    pipe = redis.pipeline(transaction=True)
+    pipe = transaction(redis)  # the version and its text change together
     pipe.hincrby(k.config, "version", 1)
     pipe.hset(k.config, mapping={"source": source, "text": text})
     version = int((await pipe.execute())[0])
@@ -52,31 +55,32 @@ async def follow(
     """Call `on_change` for each version published for `tenants`, until `stop`."""
     channels = {TenantKeys(t).config_channel: t for t in tenants}
     backoff = 0.1
-    while not stop.is_set():
-        pubsub = redis.pubsub()
+    outage = Outage("config reloads", log)
+
+    async def changed(msg: dict[str, Any]) -> None:
+        tenant = channels.get(_s(msg["channel"]))
+        doc = None if tenant is None else await current(redis, tenant)
+        if tenant is None or doc is None:
+            return
         try:
-            await pubsub.ssubscribe(*channels)
-            backoff = 0.1
-            while not stop.is_set():
-                msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                if not msg or msg.get("type") != "smessage":
-                    continue
-                tenant = channels.get(_s(msg["channel"]))
-                doc = None if tenant is None else await current(redis, tenant)
-                if tenant is None or doc is None:
-                    continue
-                try:
-                    await on_change(tenant, *doc)
-                except Exception:  # a bad document must not stop the listener
-                    log.exception("could not follow config version %s of %s", doc[0], tenant)
-        except (RedisError, OSError) as exc:
-            log.warning("config reloads: redis unavailable (%s); retrying", exc)
+            await on_change(tenant, *doc)
+        except Exception:  # a bad document must not stop the listener
+            log.exception("could not follow config version %s of %s", doc[0], tenant)
+
+    def subscribed() -> None:
+        nonlocal backoff
+        outage.recovered()
+        backoff = 0.1
+
+    while not stop.is_set():
+        try:
+            # one reader per shard on a cluster (router/store/cluster.py)
+            await read_sharded(redis, channels, changed, stop, subscribed)
+        except (RedisError, RedisClusterException, OSError) as exc:
+            outage.failed(exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=backoff)
             backoff = min(backoff * 2, 5.0)
-        finally:
-            with contextlib.suppress(Exception):
-                await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _s(v: bytes | str) -> str:

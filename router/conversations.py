@@ -25,6 +25,7 @@ from .errors import ContactNotFound, InvalidState, QueueClosed, SwitchboardError
 from .ids import new_contact_id
 from .model import PREVIEW_MAX, NewContact
 from .rules import route
+from .store.cluster import transaction
 
 log = logging.getLogger("switchboard.conversations")
 
@@ -184,7 +185,7 @@ class Conversations:
         if not keys:
             return
         r, ckey = self.engine.redis, self.keys.contact(cid)
-        pipe = r.pipeline(transaction=True)
+        pipe = transaction(r)  # one slot: the tenant's
         for k in keys:
             pipe.set(self.keys.prefix + k, cid)
         pipe.hget(ckey, "threads")

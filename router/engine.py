@@ -42,6 +42,7 @@ from .model import (
 )
 from .pool_hours import PoolHours
 from .privacy import contact_digests
+from .store.cluster import transaction
 from .store.routing_config import queue_fields, tenant_fields
 from .store.scripts import Scripts
 from .store.vendor_fields import vendor_fields
@@ -82,7 +83,7 @@ class Engine:
         self._subqueues_seen: set[str] = set()
         self.pool_hours = PoolHours(self)  # gates follow each pool's hours (pool_hours.py)
         # vendors' UTC offsets and ranks in the `vend` hash (vendor_state.py)
-        self.vendor_state = VendorState(redis, self.keys, tenant, clock)
+        self.vendor_state = VendorState(redis, self.keys, lambda: self.tenant, clock)
 
     async def _run(self, name: str, *args: Any) -> Any:
         return await self.scripts.run(name, self._anchor, [self.clock.now_ms(), *args])
@@ -101,7 +102,8 @@ class Engine:
             if not await self.redis.exists(k.pool_causes(_s(pool))):
                 await self.redis.sadd(k.pool_causes(_s(pool)), "admin")
         # One transaction: every process's scripts see the old config or the new one.
-        pipe = self.redis.pipeline(transaction=True)
+        # (MULTI/EXEC on the tenant's shard: all these keys share its hash tag.)
+        pipe = transaction(self.redis)
         pipe.hset(k.anchor, mapping=tenant_fields(t))
         for q in t.queues.values():
             pipe.delete(k.queue(q.id))
@@ -138,8 +140,39 @@ class Engine:
                 outcome, _ = await self._upsert(spec, AgentStatus.OFFLINE, _s(version or b"0"))
                 if outcome != "stale":
                     break
+        await self._after_reload()
         subs = await self._subqueue_configs()
-        await self.dispatch(all_lanes(t) + [f"{q.id}:{ch}" for q in subs for ch in q.channels])
+        lanes = all_lanes(t) + [f"{q.id}:{ch}" for q in subs for ch in q.channels]
+        await self._run("staffing_rebuild", ",".join(lanes))
+        await self.dispatch(lanes)
+
+    async def _after_reload(self) -> None:
+        """What a new config means for state kept across reloads: region-tagged
+        contacts get their sub-queues in new escalation targets (residency holds
+        there too); a pool closed as `failing` whose vendor no longer has a pause
+        running (the pool moved, or left its vendor) opens; a vendor at a period
+        cap gets its `vp|` timer (a lowered cap may leave none set)."""
+        k, t = self.keys, self.tenant
+        for raw in (await self.redis.hgetall(k.subqueues)).values():
+            base, skills = subqueues.decode(_s(raw))
+            if subqueues.region_of(skills) is not None and base in t.queues:
+                await self.ensure_subqueues(t.queues[base], skills)
+        for pool in t.pools.values():
+            if not await self.redis.sismember(k.pool_causes(pool.id), "failing"):
+                continue
+            pending = pool.vendor is not None and (
+                await self.redis.zscore(k.timers, f"vr|{pool.vendor}") is not None
+            )
+            if not pending:
+                await self.set_pool_open(pool.id, True, "vendor_recovered", cause="failing")
+        now = self.clock.now_ms()
+        capped = [
+            vid
+            for vid, v in t.vendors.items()
+            if v.caps.max_per_hour is not None or v.caps.max_per_day is not None
+        ]
+        if capped:
+            await self.redis.zadd(k.timers, {f"vp|{vid}": now for vid in capped}, lt=True)
 
     async def removed_queues(self) -> dict[str, str]:
         """Routing queues (configured queues and their sub-queues) that the config no
@@ -211,6 +244,7 @@ class Engine:
         if tenant.id != self.tenant.id:
             raise ValidationError(f"engine of {self.tenant.id} cannot take tenant {tenant.id}")
         self.tenant = tenant
+        self.vendor_state.next_refresh = 0  # the new contracts' ranks and offsets
         self._subqueues_seen.clear()
         await self.apply_config()
 
@@ -293,7 +327,7 @@ class Engine:
                 "per-contact skill requirements; use a queue with these skills instead",
                 field="skills",
             )
-        pipe = self.redis.pipeline(transaction=True)
+        pipe = transaction(self.redis)  # the sub-queue and its index appear together
         pipe.hset(k.queue(sub.id), mapping=queue_fields(self.tenant, sub))
         pipe.hset(k.subqueues, sub.id, subqueues.encode(base, skills))
         await pipe.execute()

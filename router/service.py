@@ -27,6 +27,7 @@ from .ratelimit import RateLimiter
 from .server.embedded import EmbeddedValkey
 from .sla import unknown_notify
 from .store.connection import ServerInfo, open_checked, redact_url
+from .store.outage import unavailable
 from .store.scripts import Scripts
 from .timers import TimerLoop
 from .wakeups import OfferWakeups
@@ -170,6 +171,7 @@ class Service:
                 log.error("config version %d of %s lost the tenant; not followed", version, tid)
                 return
             self.engines[tid].tenant = tenant
+            self.engines[tid].vendor_state.next_refresh = 0  # its contracts now
             self.config = Config({**self.config.tenants, tid: tenant}, source)
             self.config_versions[tid] = version
             log.info("tenant %s: following config %s version %d", tid, source, version)
@@ -181,8 +183,11 @@ class Service:
                     await trim_stream(
                         engine.redis, engine.keys.events, engine.tenant.retention.stream_max_len
                     )
-                except Exception:  # keep maintaining the other tenants
-                    log.exception("stream trim failed for tenant %s", engine.tenant.id)
+                except Exception as exc:  # keep maintaining the other tenants
+                    if unavailable(exc) is None:
+                        log.exception("stream trim failed for tenant %s", engine.tenant.id)
+                    else:  # tried again at the next round
+                        log.warning("stream trim of tenant %s: %s", engine.tenant.id, exc)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), timeout=MAINTENANCE_EVERY_S)
 

@@ -61,9 +61,19 @@ from redis.exceptions import (
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .loops import Outage
+from .store.cluster import transaction
+from .store.outage import UNAVAILABLE
+
 log = logging.getLogger("switchboard.streams")
 
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+# every way Redis can be unavailable (router/store/outage.py), and socket errors
+REDIS_DOWN: tuple[type[BaseException], ...] = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    *UNAVAILABLE,
+    OSError,
+)
 # Errors that say the server cannot serve now, not that the entry is bad. redis-py
 # raises them as typed exceptions and strips the error code from the message, so
 # they are told apart by class (BusyLoadingError is a ConnectionError).
@@ -239,7 +249,7 @@ class StreamConsumer:
             self.consumer,
             {self.stream: from_id},
             count=count or self.batch,
-            block=block_ms,
+            block=None if block_ms is None else _within_socket_timeout(self.redis, block_ms),
         )
         if not reply:
             return []
@@ -386,7 +396,9 @@ class StreamConsumer:
             error,
         )
         record = {"id": entry.id, "type": entry.type, "error": error[:500], "failures": failures}
-        pipe = self.redis.pipeline(transaction=True)
+        # acknowledged and recorded together (MULTI/EXEC on the stream's shard; the
+        # parked list shares the stream's hash tag)
+        pipe = transaction(self.redis)
         pipe.xack(self.stream, self.group, entry.id)
         if self.parked_key:
             pipe.lpush(self.parked_key, json.dumps(record))
@@ -424,6 +436,7 @@ class StreamConsumer:
         that routing uses. With `block_ms`, it waits in XREADGROUP BLOCK instead."""
         backoff = 0.1
         ready = False
+        outage = Outage(self.stream, log)  # logged once, not at every retry
         while not stop.is_set():
             try:
                 if not ready:
@@ -433,6 +446,7 @@ class StreamConsumer:
                     n = await self._poll_until_stopped(handle, stop)
                 else:
                     n = await self.poll(handle)
+                outage.recovered()
                 backoff = 0.1
                 if n == 0 and not self.block_ms:
                     await _pause(stop, self.idle_s)
@@ -441,7 +455,7 @@ class StreamConsumer:
             except REDIS_DOWN as exc:
                 # a read whose reply was lost left its entries pending: read them again
                 self.reread_pending()
-                log.warning("%s: redis unavailable (%s); retrying", self.stream, exc)
+                outage.failed(exc)
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
             except ResponseError as exc:
@@ -457,6 +471,17 @@ class StreamConsumer:
                 log.exception("%s: consumer %s failed; retrying", self.stream, self.consumer)
                 await _pause(stop, backoff)
                 backoff = min(backoff * 2, 5.0)
+
+
+def _within_socket_timeout(redis: Redis, block_ms: int) -> int:
+    """A BLOCK that ends well before the client's socket timeout: a blocked read
+    that outlives it would fail with TimeoutError on a perfectly healthy server."""
+    # a cluster client has no pool: its nodes' connections share these kwargs
+    holder = getattr(redis, "connection_pool", None) or getattr(redis, "nodes_manager", None)
+    timeout = holder.connection_kwargs.get("socket_timeout") if holder is not None else None
+    if not timeout:
+        return block_ms
+    return max(1, min(block_ms, int(timeout * 1000 / 2)))
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:

@@ -11,6 +11,7 @@ DST changes, the progress of the day against a commitment, and the counts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -94,7 +95,8 @@ async def commitments(
         return {}
     pipe = redis.pipeline(transaction=False)
     for vid, (days, _, _) in plans.items():
-        pipe.mget([keys.vendor_day(vid, d) for d in days])
+        # MGET as a raw command: a cluster pipeline refuses the mget helper
+        pipe.execute_command("MGET", *[keys.vendor_day(vid, d) for d in days])
     out: dict[str, Commitment] = {}
     for (vid, (_, share, minimum)), counts in zip(plans.items(), await pipe.execute(), strict=True):
         volume = sum(int(c) for c in counts if c is not None)
@@ -134,17 +136,21 @@ async def state_fields(
 
 
 class VendorState:
-    """Keeps the time-dependent vendor fields current, on the engine's clock."""
+    """Keeps the time-dependent vendor fields current, on the engine's clock.
+    `tenant` is read at each refresh: a reload's new contracts apply at once."""
 
-    def __init__(self, redis: Redis, keys: TenantKeys, tenant: TenantConfig, clock: Clock) -> None:
+    def __init__(
+        self, redis: Redis, keys: TenantKeys, tenant: Callable[[], TenantConfig], clock: Clock
+    ) -> None:
         self.redis, self.keys, self.tenant, self.clock = redis, keys, tenant, clock
         self.next_refresh = 0
 
     async def refresh(self, force: bool = False) -> None:
         now = self.clock.now_ms()
-        if not self.tenant.vendors or (not force and now < self.next_refresh):
+        tenant = self.tenant()
+        if not tenant.vendors or (not force and now < self.next_refresh):
             return
-        fields = await state_fields(self.redis, self.keys, self.tenant, now)
+        fields = await state_fields(self.redis, self.keys, tenant, now)
         if fields:
             await self.redis.hset(self.keys.vendor_config, mapping=fields)  # type: ignore[arg-type]
         self.next_refresh = now + REFRESH_MS

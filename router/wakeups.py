@@ -1,7 +1,8 @@
 """Waking agents' long polls when an offer is made, without a connection per waiter.
 
 Each process subscribes once, to every tenant's shard channel `sb:{tenant}:offers`
-(the offer script publishes the agent's id there). A waiter registers an event,
+(the offer script publishes the agent's id there). On a cluster that is one
+connection and one reader per shard, shared by the tenants on it. A waiter registers an event,
 re-reads the agent's offers from state, and waits; a lost notification only
 delays it until its own timeout, because state is the truth, not the message.
 """
@@ -13,11 +14,14 @@ import contextlib
 import logging
 from collections import defaultdict
 from collections.abc import Iterator
+from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from .keys import TenantKeys
+from .loops import Outage
+from .store.cluster import read_sharded
 
 log = logging.getLogger("switchboard.wakeups")
 
@@ -48,25 +52,27 @@ class OfferWakeups:
 
     async def run(self, stop: asyncio.Event) -> None:
         backoff = 0.1
+        outage = Outage("offer wake-ups", log)
+
+        async def woken(msg: dict[str, Any]) -> None:
+            self._wake(_s(msg["channel"]), _s(msg["data"]))
+
+        def subscribed() -> None:
+            nonlocal backoff
+            self.ready.set()
+            outage.recovered()
+            backoff = 0.1
+
         while not stop.is_set():
-            pubsub = self.redis.pubsub()
             try:
-                await pubsub.ssubscribe(*self._channels)
-                self.ready.set()
-                backoff = 0.1
-                while not stop.is_set():
-                    msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.5)
-                    if msg and msg.get("type") == "smessage":
-                        self._wake(_s(msg["channel"]), _s(msg["data"]))
-            except (RedisError, OSError) as exc:
+                # one reader per shard on a cluster (router/store/cluster.py)
+                await read_sharded(self.redis, self._channels, woken, stop, subscribed)
+            except (RedisError, RedisClusterException, OSError) as exc:
                 self.ready.clear()
-                log.warning("offer wake-ups: redis unavailable (%s); retrying", exc)
+                outage.failed(exc)
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=backoff)
                 backoff = min(backoff * 2, 5.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
 def _s(v: bytes | str) -> str:

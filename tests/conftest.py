@@ -39,6 +39,24 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
+def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A 3-master Valkey cluster (`redis+cluster://...`), started only if a test asks.
+
+    SWITCHBOARD_TEST_CLUSTER_URL points the tests at an existing cluster instead.
+    """
+    url = os.environ.get("SWITCHBOARD_TEST_CLUSTER_URL")
+    if url:
+        yield url
+        return
+    from .cluster.server import ValkeyCluster
+
+    cluster = ValkeyCluster(tmp_path_factory.mktemp("valkey-cluster"))
+    cluster.start()
+    yield cluster.url
+    cluster.stop()
+
+
+@pytest.fixture(scope="session")
 async def redis(redis_url: str) -> AsyncIterator[Redis]:
     client = Redis.from_url(redis_url, max_connections=64)
     yield client

@@ -40,6 +40,7 @@ class Snapshot:
     vhour: dict[str, dict[int, int]] = field(default_factory=dict)
     vday: dict[str, dict[int, int]] = field(default_factory=dict)
     vdeclines: dict[str, set[str]] = field(default_factory=dict)  # vendor -> contacts
+    timers: set[str] = field(default_factory=set)  # members of the timer set
 
 
 async def snapshot(r: Redis, tenant: str) -> Snapshot:
@@ -72,6 +73,7 @@ async def snapshot(r: Redis, tenant: str) -> Snapshot:
         elif kind == "vdc":
             s.vdeclines[rest[4:]] = {_d(m) for m in await r.smembers(key)}
     s.closed = {_d(m) for m in await r.smembers(k.pools_closed)}
+    s.timers = {_d(m) for m in await r.zrange(k.timers, 0, -1)}
     s.vend = {_d(a): _d(b) for a, b in (await r.hgetall(k.vendor_config)).items()}
     s.vload = {_d(a): int(b) for a, b in (await r.hgetall(k.vendor_load)).items()}
     for _, fields in await r.xrange(k.events):
@@ -239,6 +241,8 @@ def check(s: Snapshot, tenant: TenantConfig, *, work_conserving: bool = True) ->
                 pv = s.vend.get(f"pool:{pool}")
                 if pv and f",{pv}," in c.get("dv", ""):
                     continue  # its offer to this vendor timed out: it moved on
+                if pv and f"v|{pv}" in s.timers:
+                    continue  # the vendor's lanes are dispatched on the next timer run
                 free = set(members) - s.declined.get(cid, set())
                 assert not free, f"{cid} waits at stage {stage} while {free} are ready ({key})"
         for key, members in s.sets.items():

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from ..config.model import Role
 from ..engine import Engine
@@ -284,7 +284,7 @@ async def agent_events(request: web.Request) -> web.StreamResponse:
             await _stream(request, resp, who, aid, diff, first, woken)
         except ConnectionError:
             return resp  # the client went while we wrote
-        except RedisError as exc:
+        except (RedisError, RedisClusterException) as exc:
             log.warning("event stream of agent %s ended: redis unavailable (%s)", aid, exc)
         except AgentNotFound:
             pass  # the agent is gone: nothing more to tell

@@ -13,6 +13,7 @@ from aiohttp import web
 from ..errors import SwitchboardError
 from ..health import memory_headroom
 from ..service import Service
+from ..store.outage import unavailable
 from . import (
     admin,
     agent_events,
@@ -80,7 +81,14 @@ def build_api(
     async def readyz(request: web.Request) -> web.Response:
         if service.redis is None:
             return problem(503, "not ready", "starting up", headers={"Retry-After": "1"})
-        memory = await memory_headroom(service.redis, service.options.ready_memory_ratio)
+        try:
+            await service.redis.ping()  # -LOADING while a restarted server reads its AOF
+            memory = await memory_headroom(service.redis, service.options.ready_memory_ratio)
+        except Exception as exc:  # a Redis outage: not ready until it is back
+            reason = unavailable(exc)
+            if reason is None:
+                raise
+            return problem(503, "not ready", f"{reason}: {exc}", headers={"Retry-After": "1"})
         if not memory.ok:
             return problem(
                 503,

@@ -13,10 +13,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ..errors import SwitchboardError
+from ..store.outage import unavailable
 
 log = logging.getLogger("switchboard.api")
 
@@ -70,17 +69,26 @@ async def problems_middleware(request: web.Request, handler: Handler) -> web.Str
         # the client went away mid-request: not a data-store outage, nothing to log;
         # the answer goes nowhere, and the access log shows a 400
         return problem(400, "connection lost", "the client closed the connection")
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        log.warning("redis unavailable: %s", exc)
-        return problem(
-            503,
-            "unavailable",
-            "the data store is unreachable; retry shortly",
-            headers={"Retry-After": "1"},
-        )
-    except Exception:
+    except Exception as exc:
+        reason = unavailable(exc)
+        if reason is not None:
+            return data_store_unavailable(request, exc, reason)
         log.exception("unhandled error on %s %s", request.method, request.path)
         return problem(500, "internal error", "an unexpected error occurred; it was logged")
+
+
+def data_store_unavailable(request: web.Request, exc: BaseException, reason: str) -> web.Response:
+    """503 for a Redis outage (down, restarting, loading, stalled, failing over). The
+    request may or may not have been applied if it timed out: retry idempotently."""
+    log.warning("%s %s: %s: %s", request.method, request.path, reason, exc)
+    return problem(
+        503,
+        "data store unavailable",
+        f"{reason}; retry after the Retry-After delay (a request that timed out may "
+        "have been applied: retry with the same Idempotency-Key, or read the state first)",
+        headers={"Retry-After": "5" if "out of memory" in reason else "1"},
+        code="data_store_unavailable",
+    )
 
 
 def _jsonable(details: dict[str, object]) -> dict[str, Any]:

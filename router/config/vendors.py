@@ -56,6 +56,7 @@ VENDOR_KEYS = (
     "fail_pause_s",
 )
 VISIBILITY_KEYS = ("email", "phone", "hide")
+MAX_FAIL_AFTER = 16
 _CURRENCY = re.compile(r"[A-Z]{3}\Z")
 _REGION = re.compile(r"[a-z][a-z0-9-]{0,31}\Z")
 _ATTRIBUTE = re.compile(r"[A-Za-z0-9_.\-]{1,64}\Z")
@@ -199,6 +200,10 @@ def vendor(
         visibility = _visibility(ld, t["visibility"], _key(path, "visibility"))
 
     fail_after = ld.opt_int(t, path, "fail_after_timeouts", VendorConfig.fail_after_timeouts, ge=0)
+    if fail_after > MAX_FAIL_AFTER:
+        # the contacts a vendor timed out on are looked past by its agents, within
+        # a bounded window (lib/core.lua find_contact): keep them few
+        ld.fail(_key(path, "fail_after_timeouts"), f"must be <= {MAX_FAIL_AFTER}")
     fail_pause = ld.opt_number(t, path, "fail_pause_s", VendorConfig.fail_pause_s, gt=0)
 
     name = ld.opt_string(t, path, "name")

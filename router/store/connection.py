@@ -10,22 +10,32 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aredis
 from redis.asyncio import BlockingConnectionPool, Redis
-from redis.exceptions import RedisError, ResponseError
+from redis.asyncio.cluster import ClusterNode, RedisCluster
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.connection import parse_url
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from router.errors import ServerError
+
+from .outage import DEFAULT_CONNECT_TIMEOUT_S, DEFAULT_SOCKET_TIMEOUT_S, ReconnectRetry
 
 __all__ = [
     "MIN_REDIS",
     "MIN_VALKEY",
     "ServerInfo",
     "check_server",
+    "cluster_client",
     "connect",
+    "connect_cluster",
     "inspect_server",
+    "inspect_servers",
+    "is_cluster_url",
     "open_checked",
 ]
 
@@ -65,20 +75,44 @@ class ServerInfo:
         return ".".join(map(str, self.version))
 
 
-async def connect(url: str, *, max_connections: int = 64) -> Redis:
+async def connect(
+    url: str,
+    *,
+    max_connections: int = 64,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+    socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> Redis:
     """A client over one bounded pool; create it once per process and share it.
 
     Replies stay bytes (msgpack records are binary). RESP2 is pinned so reply
     shapes do not change with the redis-py version (8.x defaults to RESP3); hiredis
     is picked up automatically when installed. The PING makes a wrong URL fail here,
     with the URL in the message, instead of on the first command.
+
+    A stalled server must not hang callers: every read times out after
+    `socket_timeout` (the URL's `?socket_timeout=` and `?socket_connect_timeout=`
+    win over the arguments). Opening a connection is retried with backoff; a sent
+    command is never re-sent (router/store/outage.py, docs/resilience.md).
+
+    A `redis+cluster://` (or `rediss+cluster://`) URL gives redis-py's cluster
+    client instead, with the same settings (`connect_cluster`).
     """
+    if is_cluster_url(url):
+        return await connect_cluster(
+            url,
+            max_connections=max_connections,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+        )
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
         timeout=_POOL_WAIT_TIMEOUT,
         decode_responses=False,
         protocol=2,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout,
+        retry=ReconnectRetry(),
     )
     client = Redis.from_pool(pool)
     try:
@@ -92,9 +126,108 @@ async def connect(url: str, *, max_connections: int = 64) -> Redis:
     return client
 
 
-async def inspect_server(r: aredis.Redis) -> ServerInfo:
-    """Read product, version and durability settings; works with CONFIG disabled."""
-    info: dict[str, Any] = await r.info()
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+
+
+def is_cluster_url(url: str) -> bool:
+    return urlsplit(url).scheme.lower() in CLUSTER_SCHEMES
+
+
+async def connect_cluster(
+    url: str,
+    *,
+    max_connections: int = 64,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+    socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> Redis:
+    """`cluster_client`, checked: it has read the slot map and every primary answers."""
+    client = cluster_client(
+        url,
+        max_connections=max_connections,
+        socket_timeout=socket_timeout,
+        socket_connect_timeout=socket_connect_timeout,
+    )
+    try:
+        await client.initialize()
+        await client.ping(target_nodes=RedisCluster.PRIMARIES)
+    except (RedisError, RedisClusterException) as exc:
+        await client.aclose()
+        raise ServerError(f"cannot connect to Redis Cluster at {redact_url(url)}: {exc}") from exc
+    except BaseException:
+        await client.aclose()
+        raise
+    return cast(Redis, client)
+
+
+def cluster_client(
+    url: str,
+    *,
+    max_connections: int = 64,
+    socket_timeout: float = DEFAULT_SOCKET_TIMEOUT_S,
+    socket_connect_timeout: float = DEFAULT_CONNECT_TIMEOUT_S,
+) -> RedisCluster:
+    """redis-py's asyncio cluster client for `redis+cluster://[user:pass@]host:port[,host:port...]`
+    (not connected yet).
+
+    The hosts are seed nodes: the client reads the slot map from the first one that
+    answers, then talks to every primary. Query options (`?socket_timeout=2`) are
+    those of a `redis://` URL and apply to every node; `max_connections` is per node.
+    The client itself re-sends nothing (retries=0: a sent command may have run);
+    it follows MOVED/ASK and re-reads the slot map after a connection error, so the
+    next command reaches a promoted replica. It answers the same command methods
+    as `Redis`, so `connect` types it as one.
+    """
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    seeds = [h.strip() for h in hosts.split(",") if h.strip()]
+    if not seeds:
+        raise ServerError(f"{redact_url(url)}: a cluster URL needs at least one host:port")
+    tls = parts.scheme.lower() == "rediss+cluster"
+    auth = f"{userinfo}@" if userinfo else ""
+    nodes: list[ClusterNode] = []
+    options: dict[str, Any] = {
+        "socket_timeout": socket_timeout,
+        "socket_connect_timeout": socket_connect_timeout,
+    }
+    for seed in seeds:
+        try:
+            parsed = parse_url(  # type: ignore[no-untyped-call]
+                f"{'rediss' if tls else 'redis'}://{auth}{seed}{parts.path}?{parts.query}"
+            )
+        except ValueError as exc:
+            raise ServerError(f"{redact_url(url)}: {exc}") from exc
+        if parsed.pop("db", 0):
+            raise ServerError(f"{redact_url(url)}: a cluster has only database 0")
+        nodes.append(ClusterNode(parsed.pop("host", "localhost"), parsed.pop("port", 6379)))
+        parsed.pop("connection_class", None)
+        options.update(parsed)  # username, password, query options: the same for every node
+    return RedisCluster(
+        startup_nodes=nodes,
+        max_connections=max_connections,
+        decode_responses=False,
+        protocol=2,
+        ssl=tls,
+        retry=Retry(NoBackoff(), 0),
+        **options,
+    )
+
+
+async def inspect_servers(r: aredis.Redis) -> list[tuple[str, ServerInfo]]:
+    """`inspect_server` of every primary, with its `host:port` ("" for one server)."""
+    if not isinstance(r, RedisCluster):
+        return [("", await inspect_server(r))]
+    if r._initialize:
+        await r.initialize()
+    return [(n.name, await inspect_server(r, n)) for n in r.get_primaries()]
+
+
+async def inspect_server(r: aredis.Redis, node: ClusterNode | None = None) -> ServerInfo:
+    """Read product, version and durability settings; works with CONFIG disabled.
+
+    On a cluster client, `node` says which primary to read.
+    """
+    target: dict[str, Any] = {} if node is None else {"target_nodes": node}
+    info: dict[str, Any] = await r.info(**target)
     product: Product = (
         "valkey" if "valkey_version" in info or info.get("server_name") == "valkey" else "redis"
     )
@@ -106,7 +239,7 @@ async def inspect_server(r: aredis.Redis) -> ServerInfo:
     try:
         # One parameter per call: Redis < 7 rejects CONFIG GET with several.
         for name in ("maxmemory-policy", "appendfsync", "save"):
-            config.update(_as_str_dict(await r.config_get(name)))
+            config.update(_as_str_dict(await r.config_get(name, **target)))
     except ResponseError:
         # Renamed/disabled (ElastiCache, Memorystore...) or denied by ACL.
         config_readable = False
@@ -180,20 +313,30 @@ async def open_checked(
     """Connect and vet the server; never leaks the client when the server is refused."""
     log = log or _log
     client = await connect(url)
+    warnings: list[str] = []
     try:
-        info = await inspect_server(client)
-        warnings = check_server(info)
+        servers = await inspect_servers(client)
+        # on a cluster every primary is vetted, and what it says names it
+        for name, one in servers:
+            try:
+                warnings += [f"{name}: {w}" if name else w for w in check_server(one)]
+            except ServerError as exc:
+                if not name:
+                    raise
+                raise ServerError(f"cluster node {name}: {exc}", node=name) from exc
     except BaseException:
         await client.aclose()
         raise
+    info = servers[0][1]
     log.info(
-        "connected to %s %s at %s (aof=%s, appendfsync=%s, cluster=%s)",
+        "connected to %s %s at %s (aof=%s, appendfsync=%s, cluster=%s, primaries=%d)",
         info.product,
         info.version_str,
         redact_url(url),
         info.aof_enabled,
         info.appendfsync,
         info.cluster,
+        len(servers),
     )
     for warning in warnings:
         log.warning("%s", warning)

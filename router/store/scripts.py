@@ -16,10 +16,12 @@ from importlib import resources
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.cluster import ClusterNode, RedisCluster
 from redis.commands.core import AsyncScript
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
 from ..errors import SwitchboardError, from_script_error
+from .cluster import REDIRECTS, is_cluster, mark_stale, node_for
 
 _INCLUDE = re.compile(r"^--!include (\S+)\s*$", re.MULTILINE)
 _SUFFIX = re.compile(r"\s*script: \w+, on @user_script:\d+\.?\s*$")
@@ -38,6 +40,7 @@ SCRIPT_NAMES = (
     "heartbeat",
     "timers",
     "pool_gate",
+    "staffing_rebuild",
     "dispatch",
     "lanes_add",
     "agent_token",
@@ -98,8 +101,8 @@ class Scripts:
     async def run(self, name: str, keys: Sequence[str], args: Sequence[Any]) -> Any:
         loop = asyncio.get_running_loop()
         # packed here, so a value that cannot be sent fails this call only
-        packed = _pack(("EVALSHA", self.sha(name), len(keys), *keys, *args))
-        call = _Call(name, packed, loop.create_future())
+        command = ("EVALSHA", self.sha(name), len(keys), *keys, *args)
+        call = _Call(name, _pack(command), loop.create_future(), command)
         self._pending.append(call)
         if len(self._pending) >= self.max_batch:
             self._flush()
@@ -153,6 +156,8 @@ class Scripts:
         against 42-70 us measured on the benchmark machine). Like the pipeline
         (the pool's clients do not retry), a lost connection fails the whole batch,
         and the connection is dropped."""
+        if is_cluster(self._redis):
+            return await self._execute_on_cluster(self._redis, batch)
         pool = self._redis.connection_pool
         conn = await pool.get_connection()  # type: ignore[no-untyped-call]
         try:
@@ -163,6 +168,57 @@ class Scripts:
             raise
         finally:
             await pool.release(conn)
+
+    async def _execute_on_cluster(self, client: RedisCluster, batch: list[_Call]) -> list[Any]:
+        """`_execute` on a cluster: the calls go to the shard owning their first key's
+        slot, one write per shard, the shards in parallel. A shard that fails fails
+        only its own calls. A MOVED/ASK/TRYAGAIN reply (slot moving, failover) means
+        the call did not run: it is sent again through the client, which follows it."""
+        replies: list[Any] = [None] * len(batch)
+        by_node: dict[str, tuple[ClusterNode, list[int]]] = {}
+        redirected: list[int] = []
+        for i, call in enumerate(batch):
+            if not call.command:  # packed only: nothing to route it by
+                replies[i] = ValueError("a call on a cluster needs its unpacked command")
+                continue
+            if call.command[2] == 0:  # no key, no shard: let the client pick one
+                redirected.append(i)
+                continue
+            node = await node_for(client, str(call.command[3]))
+            by_node.setdefault(node.name, (node, []))[1].append(i)
+
+        async def send(node: ClusterNode, idx: list[int]) -> None:
+            try:
+                conn = node.acquire_connection()
+            except Exception as exc:  # MaxConnectionsError: nothing was sent
+                for i in idx:
+                    replies[i] = exc
+                return
+            try:
+                got = await exchange(conn, [batch[i] for i in idx])
+            except Exception as exc:
+                await conn.disconnect()  # replies may be left unread on it
+                mark_stale(client)  # the shard may have moved (failover)
+                got = [exc] * len(idx)
+            except BaseException:
+                await conn.disconnect()
+                raise
+            finally:
+                node.release(conn)
+            for i, reply in zip(idx, got, strict=True):
+                replies[i] = reply
+
+        await asyncio.gather(*(send(node, idx) for node, idx in by_node.values()))
+        moved = [i for i, r in enumerate(replies) if isinstance(r, REDIRECTS)]
+        if moved:
+            mark_stale(client)
+        redirected += moved
+        for i in redirected:
+            try:
+                replies[i] = await client.execute_command(*batch[i].command)
+            except Exception as exc:  # this call's own error: the others ran
+                replies[i] = exc
+        return replies
 
     def sha(self, name: str) -> str:
         return str(self._scripts[name].sha)
@@ -176,6 +232,8 @@ class _Call:
     name: str
     packed: bytes  # the EVALSHA command, in RESP
     future: asyncio.Future[Any]
+    # the same, unpacked: a cluster client routes it by its key and may send it again
+    command: tuple[Any, ...] = ()
 
 
 async def exchange(conn: Any, batch: Sequence[_Call]) -> list[Any]:

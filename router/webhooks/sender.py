@@ -21,6 +21,7 @@ from typing import Literal
 import aiohttp
 
 from ..engine import Engine
+from ..loops import Outage
 from ..streams import REDIS_DOWN
 from .signing import retry_delay_s, sign
 from .store import Subscription, Taken, WebhookStore
@@ -215,6 +216,7 @@ class WebhookSender:
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         backoff = self.poll_s
+        outage = Outage("webhook sender", log)  # logged once, not at every retry
         try:
             while not stop.is_set():
                 try:
@@ -222,9 +224,10 @@ class WebhookSender:
                     if loop.time() - self._trimmed_at >= TRIM_EVERY_S:
                         await self.trim()
                         self._trimmed_at = loop.time()
+                    outage.recovered()
                     backoff = self.poll_s
                 except REDIS_DOWN as exc:
-                    log.warning("webhook sender: redis unavailable (%s); retrying", exc)
+                    outage.failed(exc)
                     backoff = min(backoff * 2, 5.0)
                     await _wait(stop, None, backoff)
                     continue

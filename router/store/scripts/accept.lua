@@ -11,6 +11,7 @@ Errors   SBNOCONTACT, SBNOAGENT, SBSTATE (not reserved), SBWRONGAGENT (offered t
          SBEXPIRED (deadline passed; the timer will requeue it)
 Events   contact.assigned, with the provider's id of the contact (a CallSid, a
          Message-ID) as external_id when it has one: the platform connects the call
+Timers   v|<vendor> when an answer lets contacts that skipped the vendor go to it again
 ]]
 
 --!include lib/base.lua
@@ -26,8 +27,13 @@ must_agent(aid)
 call('ZREM', K_TIMERS, 'o|' .. c.id, 's|' .. c.id, 'aw|' .. c.id, 'ab|' .. c.id)
 call('HSET', P .. 'c:' .. c.id, 'state', 'assigned', 'assigned', NOW)
 call('HSET', P .. 'a:' .. aid, 'misses', 0)
--- a vendor that answers is not failing: its run of timeouts starts over
-if c.vend ~= '' then call('HDEL', P .. 'vfail', c.vend) end
+-- A vendor that answers is not failing: its run of timeouts starts over, and
+-- the contacts that skipped it after a timeout may go to it again (so they stay
+-- few: at most its fail_after_timeouts plus the offers then out).
+if c.vend ~= '' then
+  call('HDEL', P .. 'vfail', c.vend)
+  clear_vendor_declines(c.vend)
+end
 local fields = { 'agent', aid, 'pool', c.pool, 'wait_ms', NOW - c.created,
   'ring_ms', NOW - tonumber(c.offered) }
 local data = call('HGET', P .. 'c:' .. c.id, 'data')

@@ -56,8 +56,8 @@ local function expire_offer(c)
   if c.state ~= 'reserved' or num(c.deadline, NOW + 1) > NOW then return end
   local a = load_agent(c.agent)
   if not a then return end
-  local v = pool_vendor(c.pool)
-  if v ~= '' then vendor_timed_out(c, v) end
+  -- the vendor the offer was charged to (a reload may have moved the pool since)
+  if c.vend ~= '' then vendor_timed_out(c, c.vend) end
   requeue(c, a, 'contact.reservation_expired', 'timeout', true)
   route_contact(c)
   route_agent(a)
@@ -136,7 +136,8 @@ end
 local function move_queue(c, target, kind, level)
   if c.state ~= 'queued' and c.state ~= 'reserved' and c.state ~= 'assigned' then return end
   if base_queue(c.queue) == target then return end
-  local qc = qcfg(routing_queue(target, c.sig))
+  local rq = routing_queue_for(c, target)
+  local qc = rq and qcfg(rq)
   if not qc or qc.moved or not queue_has_channel(qc, c.channel) then return end
   if qc.max > 0 and queue_size(qc) >= qc.max then return end
   local holder = nil
@@ -237,6 +238,7 @@ local function apply(m)
     vendor_recovered(id)
     return
   end
+  if kind == 'vp' and vendor_period_rearm(id) then return end -- still at a cap
   if kind == 'v' or kind == 'vp' then
     -- bounded like one timer batch; if that many offers were made, come back
     if dispatch_lanes(vend_field('lanes:' .. id), VENDOR_DISPATCH) >= VENDOR_DISPATCH then

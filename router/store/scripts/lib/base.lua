@@ -157,6 +157,26 @@ local function load_contact(cid)
   return c
 end
 
+-- Let the contacts that skip vendor v after a timeout (vdc:<vendor>, their
+-- `dv` field) go to it again: it answered, or its failing pause is over. Their
+-- number stays small (at most its fail_after_timeouts plus the offers then
+-- out), and the vendor's lanes are dispatched on the next timer run (`v|`).
+local function clear_vendor_declines(v)
+  local vkey = P .. 'vdc:' .. v
+  local skipped = call('SMEMBERS', vkey)
+  for i = 1, #skipped do
+    local ckey = P .. 'c:' .. skipped[i]
+    local dv = str(call('HGET', ckey, 'dv'))
+    local a, b = string.find(dv, ',' .. v .. ',', 1, true) -- plain: ids hold '-'
+    if a then dv = string.sub(dv, 1, a) .. string.sub(dv, b + 1) end
+    if dv == ',' or dv == '' then call('HDEL', ckey, 'dv') else call('HSET', ckey, 'dv', dv) end
+    local cached = CONTACTS[skipped[i]]
+    if cached then cached.dv = (dv == ',' and '' or dv) end
+  end
+  call('DEL', vkey)
+  if #skipped > 0 then call('ZADD', K_TIMERS, NOW, 'v|' .. v) end
+end
+
 local function must_contact(cid)
   local c = load_contact(cid)
   if not c then raise('SBNOCONTACT', 'contact ' .. cid .. ' does not exist') end

@@ -247,6 +247,24 @@ local function vendor_period_room(v)
   return true
 end
 
+-- After a `vp|` timer: while the vendor is still at a period cap (both caps
+-- were reached at once, a DST hour repeats, a reload lowered a cap), set the
+-- timer again for the end of the binding period. Returns true if it did.
+local function vendor_period_rearm(v)
+  local hcap, dcap = num(vend_field('hcap:' .. v), 0), num(vend_field('dcap:' .. v), 0)
+  local hour, day = vendor_periods(v)
+  local off = num(vend_field('off:' .. v), 0)
+  local at
+  if dcap > 0 and period_count(P .. 'vd:' .. v .. ':' .. day) >= dcap then
+    at = (day + 1) * DAY_MS - off
+  elseif hcap > 0 and period_count(P .. 'vh:' .. v .. ':' .. hour) >= hcap then
+    at = (hour + 1) * HOUR_MS - off
+  end
+  if not at then return false end
+  call('ZADD', K_TIMERS, math.max(at, NOW + 1), 'vp|' .. v)
+  return true
+end
+
 -- Whether pool p may take one more contact under its vendor's caps (a pool
 -- without a vendor, or a vendor without caps, always may).
 local function pool_has_room(p)
@@ -288,14 +306,16 @@ local function count_period(v)
     local n = call('INCR', hkey)
     PERIOD_COUNT[hkey] = n
     if n == 1 then call('PEXPIRE', hkey, 2 * HOUR_MS) end
-    if n == hcap then call('ZADD', K_TIMERS, 'LT', (hour + 1) * HOUR_MS - off, 'vp|' .. v) end
+    if n >= hcap then call('ZADD', K_TIMERS, 'LT', (hour + 1) * HOUR_MS - off, 'vp|' .. v) end
     per = per .. ':' .. hour
   end
   local dkey = P .. 'vd:' .. v .. ':' .. day
   local n = call('INCR', dkey)
   PERIOD_COUNT[dkey] = n
   if n == 1 then call('PEXPIRE', dkey, 40 * DAY_MS) end
-  if n == dcap then call('ZADD', K_TIMERS, 'LT', (day + 1) * DAY_MS - off, 'vp|' .. v) end
+  if dcap > 0 and n >= dcap then
+    call('ZADD', K_TIMERS, 'LT', (day + 1) * DAY_MS - off, 'vp|' .. v)
+  end
   return per
 end
 
@@ -367,23 +387,34 @@ end
 local function elsewhere_than(c, v)
   local qc = qcfg(c.queue)
   if not qc then return false end
+  local region = str(call('HGET', P .. 'c:' .. c.id, 'region'))
+  local lane = ',' .. c.queue .. ':' .. c.channel .. ','
   for _, pe in ipairs(qc.pools) do
-    local pv = pool_vendor(pe[1])
-    if pv == '' or (pv ~= v and not vendor_declined(c, pv)) then return true end
+    local p = pe[1]
+    local pv = pool_vendor(p)
+    -- a pool counts only if it may serve this contact: its region, and for a
+    -- vendor's pool its contract (the lane is among the vendor's lanes)
+    if region_allows(p, region) then
+      if pv == '' then return true end
+      if pv ~= v and not vendor_declined(c, pv)
+        and string.find(',' .. vend_field('lanes:' .. pv) .. ',', lane, 1, true) then
+        return true
+      end
+    end
   end
   return false
 end
 
 -- The offer of c to an agent of vendor v timed out (before c is requeued).
 local function vendor_timed_out(c, v)
+  local after, pause = string.match(vend_field('fail:' .. v), '^(%d+):(%d+)$')
+  after = tonumber(after) or 0
+  if after == 0 then return end -- fail_after_timeouts = 0: never treated as failing
   if not vendor_declined(c, v) and elsewhere_than(c, v) then
     c.dv = (c.dv == '' and ',' or c.dv) .. v .. ','
     call('HSET', P .. 'c:' .. c.id, 'dv', c.dv)
     call('SADD', P .. 'vdc:' .. v, c.id)
   end
-  local after, pause = string.match(vend_field('fail:' .. v), '^(%d+):(%d+)$')
-  after = tonumber(after) or 0
-  if after == 0 then return end
   if call('HINCRBY', P .. 'vfail', v, 1) < after then return end
   call('HDEL', P .. 'vfail', v)
   local pools = vendor_pools(v)
@@ -394,6 +425,7 @@ end
 -- The failing pause of vendor v is over: its pools reopen (unless another cause
 -- holds them) and what waited on its lanes is offered (`v|`).
 local function vendor_recovered(v)
+  clear_vendor_declines(v) -- a fresh start: what it timed out on may go to it again
   local any = false
   local pools = vendor_pools(v)
   for i = 1, #pools do
@@ -479,7 +511,7 @@ local function schedule_stage(c)
   end
 end
 
-local routing_queue -- defined below
+local routing_queue, routing_queue_for -- defined below
 
 -- When a contact arrived: `arrived` for one that was held while its queue was
 -- closed (its `created` is then its release), else `created`. Cached on c
@@ -507,7 +539,8 @@ local function follow_removed(c)
   local qc = qcfg(c.queue)
   local hops = 0
   while qc and qc.moved and qc.moved[c.channel] and hops < 8 do
-    qc = qcfg(routing_queue(qc.moved[c.channel], c.sig))
+    local rq = routing_queue_for(c, qc.moved[c.channel])
+    qc = rq and qcfg(rq)
     hops = hops + 1
   end
   if hops == 0 or not qc or qc.moved then return false end
@@ -610,6 +643,17 @@ end
 routing_queue = function(q, sig)
   if sig ~= '' and qcfg(q .. '~' .. sig) then return q .. '~' .. sig end
   return q
+end
+
+-- The same for a contact moving on its own (escalation, removed queue): a
+-- contact with a region tag needs its sub-queue (where only the pools allowed
+-- for its region have lanes), never the plain queue. nil when it is missing.
+routing_queue_for = function(c, q)
+  local rq = routing_queue(q, c.sig)
+  if c.sig ~= '' and rq == q and str(call('HGET', P .. 'c:' .. c.id, 'region')) ~= '' then
+    return nil
+  end
+  return rq
 end
 
 -- The queue that takes a new contact: `q`, or its overflow chain when full.

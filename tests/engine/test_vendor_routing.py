@@ -287,20 +287,26 @@ def _peak_per_vendor(events: list[dict[str, str]], pools: set[str]) -> int:
     return peak
 
 
-@pytest.mark.slow
-async def test_cap_holds_under_four_processes(redis: Redis, redis_url: str, tmp_path: Path) -> None:
-    cap = 5
+async def _proc_tenant(redis: Redis, tmp_path: Path, caps: str) -> tuple[Engine, Path]:
+    """A tenant of PROC_CONFIG with vendor `caps`, written where the worker processes
+    read it: 16 vendor agents over two sites (32 chats at once) and 8 in-house."""
     tid = new_tenant_id()
     path = tmp_path / "tenant.toml"
-    path.write_text(PROC_CONFIG.format(tid=tid, caps=f"max_concurrent = {cap}"))
-    tenant = load_config(path).tenants[tid]
-    engine = Engine(redis, tenant, RealClock())
+    path.write_text(PROC_CONFIG.format(tid=tid, caps=caps))
+    engine = Engine(redis, load_config(path).tenants[tid], RealClock())
     await engine.apply_config()
-    # 16 vendor agents that could hold 32 chats at once, and a few in-house
     for i in range(24):
         pool = "inhouse" if i % 3 == 2 else ("site1" if i % 3 == 0 else "site2")
         spec = agent(f"a{i}", pool, capacity={"voice": 1, "chat": 2})
         await engine.upsert_agent(spec, AgentStatus.AVAILABLE)
+    return engine, path
+
+
+@pytest.mark.slow
+async def test_cap_holds_under_four_processes(redis: Redis, redis_url: str, tmp_path: Path) -> None:
+    cap = 5
+    engine, path = await _proc_tenant(redis, tmp_path, f"max_concurrent = {cap}")
+    tid, tenant = engine.tenant.id, engine.tenant
     stop = tmp_path / "stop"
     n_workers, per_worker = 4, 150
     procs = [_spawn(redis_url, path, w, n_workers, per_worker, stop) for w in range(n_workers)]
@@ -373,16 +379,8 @@ async def test_hourly_cap_holds_under_four_processes(
     redis: Redis, redis_url: str, tmp_path: Path
 ) -> None:
     per_hour = 40
-    tid = new_tenant_id()
-    path = tmp_path / "tenant.toml"
-    path.write_text(PROC_CONFIG.format(tid=tid, caps=f"max_per_hour = {per_hour}"))
-    tenant = load_config(path).tenants[tid]
-    engine = Engine(redis, tenant, RealClock())
-    await engine.apply_config()
-    for i in range(24):
-        pool = "inhouse" if i % 3 == 2 else ("site1" if i % 3 == 0 else "site2")
-        spec = agent(f"a{i}", pool, capacity={"voice": 1, "chat": 2})
-        await engine.upsert_agent(spec, AgentStatus.AVAILABLE)
+    engine, path = await _proc_tenant(redis, tmp_path, f"max_per_hour = {per_hour}")
+    tid, tenant = engine.tenant.id, engine.tenant
     stop = tmp_path / "stop"
     n_workers, per_worker = 4, 100
     start = engine.clock.now_ms()
